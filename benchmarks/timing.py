@@ -1,0 +1,24 @@
+"""Wall-clock comparison of several ways to do the same work, measured in the same run."""
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from typing import Callable
+
+
+def compare(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict:
+    """Median seconds per candidate. Runs alternate (a, b, a, b, ...) so that drift in the
+    machine's speed hits every candidate alike; warm-up runs fault in memory and caches first."""
+    for _ in range(warmup):
+        for run in candidates.values():
+            run()
+    seconds: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, run in candidates.items():
+            gc.collect()
+            start = time.perf_counter()
+            result = run()
+            seconds[name].append(time.perf_counter() - start)
+            del result
+    return {name: statistics.median(values) for name, values in seconds.items()}

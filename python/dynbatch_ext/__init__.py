@@ -1,0 +1,29 @@
+"""dynbatch_ext: budgeted length bucketing, constant effective batches and fused ESIM ops.
+
+Import order matters: torch first (it loads libtorch, which the compiled module links), then the
+compiled module (whose static initialisers register the torch ops), then the Python layers.
+"""
+import torch  # noqa: F401  (must precede _C)
+
+from . import _C
+from .batching import PRESETS, CostModel, PaddingStats, padding_stats, plan_batches
+from .sampler import BucketBatchSampler
+
+__version__: str = _C.__version__
+
+
+def with_cuda() -> bool:
+    """Whether this build of dynbatch_ext holds the CUDA kernels (torch had CUDA at build time)."""
+    return bool(_C.with_cuda())
+
+
+__all__ = [
+    "BucketBatchSampler",
+    "CostModel",
+    "PRESETS",
+    "PaddingStats",
+    "__version__",
+    "padding_stats",
+    "plan_batches",
+    "with_cuda",
+]

@@ -1,0 +1,60 @@
+"""Argument checks shared by the Python API: bad input raises ValueError naming the problem."""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def as_lengths(lengths, name: str = "lengths") -> np.ndarray:
+    """Returns `lengths` as a C-contiguous int64 array of shape (N,) or (N, 2).
+
+    Accepts anything numpy can read (lists, numpy arrays, CPU torch tensors). Values are checked
+    in C++ (negative, too long); here we check what numpy can tell: dtype, shape, emptiness.
+    """
+    if hasattr(lengths, "detach") and hasattr(lengths, "cpu"):  # a torch tensor
+        lengths = lengths.detach().cpu().numpy()
+    try:
+        array = np.asarray(lengths)
+    except (TypeError, ValueError) as error:  # ragged nested lists and the like
+        raise ValueError(f"{name} must be an array of integers: {error}") from None
+    if array.ndim >= 1 and array.shape[0] == 0:
+        raise ValueError(f"{name} is empty: there is nothing to batch")
+    if array.dtype.kind == "f":
+        problem = " (it contains NaN)" if np.isnan(array).any() else ""
+        raise ValueError(
+            f"{name} must be integers, got a {array.dtype} array{problem}; "
+            f"lengths are token or character counts"
+        )
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be integers, got dtype {array.dtype}")
+    if array.ndim not in (1, 2) or (array.ndim == 2 and array.shape[1] != 2):
+        raise ValueError(
+            f"{name} must have shape (N,) for single texts or (N, 2) for pairs, "
+            f"got shape {array.shape}"
+        )
+    if array.dtype.kind == "u" and array.size and array.max() > _INT64_MAX:
+        raise ValueError(f"{name} holds values too large for int64")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"at least {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def check_positive_real(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return value

@@ -1,0 +1,88 @@
+"""`python -m dynbatch_ext bench`: measure what the package buys, against the plain way, in one run.
+
+Prints a table, and writes results.json (machine, versions, every figure) and PNG plots into the
+output folder it names at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import datasets
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_const", dest="mode", const="quick",
+                      help="a run of well under a minute (1M lengths for the planning speed)")
+    size.add_argument("--tiny", action="store_const", dest="mode", const="tiny",
+                      help="seconds; for smoke tests, figures not meaningful")
+    parser.set_defaults(mode="full")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"),
+                        help="output folder (default: bench-results)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder with snli_1.0_dev.tsv and chnsenticorp_htl_all.csv "
+                             "(default: $DYNBATCH_DATA_DIR or ../shared/data); the synthetic "
+                             "cases need none")  # fmt: skip
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _format_table(batching: dict) -> str:
+    planning = batching["planning"]
+    lines = [
+        f"Planning {planning['num_lengths']:,} lengths (quadratic cost, shuffled): "
+        f"plan_batches {planning['plan_seconds']:.3f} s vs numpy stable argsort "
+        f"{planning['argsort_seconds']:.3f} s -> {planning['plan_over_argsort']:.2f}x the sort "
+        f"(target <= 1.00: {'met' if planning['target_met'] else 'MISSED'})",
+        "",
+    ]
+    header = f"  {'strategy':<28}{'efficiency':>11}{'batches':>9}{'cost max/med':>14}{'max/min':>9}{'over budget':>13}"
+    for case in batching["cases"]:
+        title = f"{case['case']}: {case['num_samples']:,} samples, budget {case['budget']:,.0f} ({case['cost']})"
+        if case["samples_left_out"]:
+            title += f", {case['samples_left_out']} left out (alone over budget)"
+        lines += [title, header]
+        for name, s in case["strategies"].items():
+            spread = s["cost_max_over_min"]
+            lines.append(
+                f"  {name:<28}{s['efficiency']:>11.3f}{s['num_batches']:>9}"
+                f"{s['cost_max_over_median']:>14.2f}{spread if spread is None else format(spread, '.1f'):>9}"
+                f"{s['batches_over_budget']:>13}"
+            )
+        for metric, t in case["targets"].items():
+            verdict = "met" if t["met"] else "MISSED"
+            lines.append(f"  target {metric} {t['op']} {t['value']}: {t['measured']:.3f} ({verdict})")
+        lines.append("")
+    lines += [f"note: {n}" for n in batching["notes"]]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .benchmarks import batching, environment
+
+    data_dir = args.data_dir if args.data_dir is not None else datasets.default_data_dir()
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise ValueError(f"--data-dir {args.data_dir}: no such folder")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"mode": args.mode, "environment": environment.describe("cpu")}
+    with tqdm(desc="batching", unit="step", leave=False) as progress:
+        results["batching"] = batching.run(
+            mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress
+        )
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    env = results["environment"]
+    print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
+          f"({env['cpu_cores']} cores) | {args.mode} mode\n")  # fmt: skip
+    print(_format_table(results["batching"]))
+    print(f"results.json and plots ({', '.join(results['batching']['plots'])}) are in {out.resolve()}/")
+    return 0

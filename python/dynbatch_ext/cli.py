@@ -1,0 +1,27 @@
+"""Command line of dynbatch_ext: `python -m dynbatch_ext COMMAND`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import bench
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dynbatch_ext", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench_parser = commands.add_parser(
+        "bench", help="benchmark every fast path against plain PyTorch/numpy on the same work"
+    )
+    bench.add_arguments(bench_parser)
+    bench_parser.set_defaults(handler=bench.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, OSError) as error:  # bad options or data: one line, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2

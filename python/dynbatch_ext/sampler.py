@@ -1,0 +1,143 @@
+"""BucketBatchSampler: budgeted batches for `DataLoader(batch_sampler=...)`."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+from ._checks import as_lengths, check_int
+from .batching import Cost, PaddingStats, _make_plan, _Plan, _warn_left_out, padding_stats
+
+
+def _default_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """Fills what the caller left out from torch.distributed when it is initialised."""
+    initialised = dist.is_available() and dist.is_initialized()
+    if num_replicas is None:
+        num_replicas = dist.get_world_size() if initialised else 1
+    if rank is None:
+        rank = dist.get_rank() if initialised else 0
+    num_replicas = check_int("num_replicas", num_replicas, 1)
+    return num_replicas, check_int("rank", rank, 0, num_replicas - 1)
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Yields lists of sample indices whose padded cost stays within `budget`.
+
+    Use it as `DataLoader(dataset, batch_sampler=BucketBatchSampler(lengths, budget))`, call
+    `set_epoch(epoch)` before each epoch for a new order, and save `state_dict()` in checkpoints
+    to resume mid-epoch with exactly the batches not yet consumed.
+
+    Every option is `dynbatch_ext.plan_batches`'s. Under `torch.distributed`, `num_replicas` and
+    `rank` default to the world size and this process's rank; every rank gets the same number of
+    batches, and the batches of one step have similar cost.
+    """
+
+    def __init__(
+        self,
+        lengths,
+        budget: float,
+        *,
+        cost: Cost = "quadratic",
+        pad_multiple: int = 1,
+        max_batch_size: int | None = None,
+        oversize: str = "error",
+        shuffle: bool = True,
+        seed: int = 0,
+        padding_noise: float = 0.0,
+        batch_overhead: float = 0.15,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+    ):
+        self.lengths = as_lengths(lengths)
+        self.num_replicas, self.rank = _default_replicas(num_replicas, rank)
+        self.budget = budget
+        self.cost = cost
+        self.pad_multiple = pad_multiple
+        self._options = dict(
+            cost=cost, pad_multiple=pad_multiple, max_batch_size=max_batch_size,
+            oversize=oversize, shuffle=shuffle, seed=seed, padding_noise=padding_noise,
+            batch_overhead=batch_overhead, num_replicas=self.num_replicas, drop_last=drop_last,
+        )  # fmt: skip
+        self.epoch = 0
+        self._resume_at = 0  # batches of self.epoch to pass over on the next __iter__
+        self._yielded = 0  # batches of self.epoch handed out so far
+        self._cached: tuple[int, _Plan] | None = None
+        _warn_left_out(self._plan())  # plan epoch 0 now: bad options fail here, not mid-training
+
+    def _plan(self) -> _Plan:
+        if self._cached is None or self._cached[0] != self.epoch:
+            plan = _make_plan(self.lengths, self.budget, epoch=self.epoch, **self._options)
+            self._cached = (self.epoch, plan)
+        return self._cached[1]
+
+    def batches(self) -> list[np.ndarray]:
+        """This rank's batches for the current epoch, as int64 index arrays."""
+        return self._plan().batches[self.rank :: self.num_replicas]
+
+    @property
+    def skipped(self) -> np.ndarray:
+        """Samples left out because they alone exceed the budget (oversize="skip")."""
+        return self._plan().skipped
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the epoch whose order the next iteration follows (as DistributedSampler)."""
+        epoch = check_int("epoch", epoch, 0)
+        if epoch != self.epoch:
+            self.epoch, self._resume_at, self._yielded = epoch, 0, 0
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+    def __iter__(self) -> Iterator[list[int]]:
+        # Not a generator itself, so the position is right from iter() on. The resume point is
+        # cleared only once batches flow: DataLoader calls iter() twice before drawing any.
+        start = self._resume_at
+        self._yielded = start
+        return self._generate(self.batches()[start:])
+
+    def _generate(self, batches: list[np.ndarray]) -> Iterator[list[int]]:
+        self._resume_at = 0
+        for batch in batches:
+            self._yielded += 1
+            yield batch.tolist()
+
+    def state_dict(self, batches_consumed: int | None = None) -> dict:
+        """Where this epoch stands, to resume from with `load_state_dict`.
+
+        By default it counts the batches this sampler has handed out. A DataLoader with workers
+        draws a few batches ahead of what the training loop has used, so pass the number of
+        batches the loop really consumed this epoch (`batches_consumed`) to lose none of them.
+        """
+        done = self._yielded if batches_consumed is None else batches_consumed
+        done = check_int("batches_consumed", done, 0, len(self))
+        return {
+            "epoch": self.epoch,
+            "batches_done": done,
+            "num_samples": len(self.lengths),
+            "budget": self.budget,
+            "num_replicas": self.num_replicas,
+            "seed": self._options["seed"],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resumes: the next iteration yields exactly the batches of `state` not yet done."""
+        mine = {k: v for k, v in self.state_dict(0).items() if k not in ("epoch", "batches_done")}
+        theirs = {k: state.get(k) for k in mine}
+        if theirs != mine:
+            raise ValueError(
+                f"this sampler state was saved with {theirs}, but this sampler has {mine}; "
+                "resuming under other settings would not give the remaining batches"
+            )
+        self.set_epoch(state["epoch"])
+        self._resume_at = check_int("batches_done", state["batches_done"], 0, len(self))
+        self._yielded = self._resume_at
+
+    def stats(self) -> PaddingStats:
+        """padding_stats of this rank's batches in the current epoch."""
+        return padding_stats(
+            self.lengths, self.batches(), cost=self.cost, budget=self.budget,
+            pad_multiple=self.pad_multiple,
+        )  # fmt: skip

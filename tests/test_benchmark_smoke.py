@@ -1,0 +1,40 @@
+"""The benchmark harness end to end in its tiny mode: every field present, plots written."""
+from __future__ import annotations
+
+import json
+
+from dynbatch_ext.cli import main
+
+STRATEGIES = {"budgeted (dynbatch_ext)", "fixed 32, random", "fixed 32, sorted in pools"}
+STATS = {"efficiency", "num_batches", "cost_max_over_median", "cost_max_over_min",
+         "batches_over_budget", "real_tokens", "padded_tokens", "batch_size_max"}  # fmt: skip
+
+
+def test_tiny_benchmark_writes_every_field(tmp_path, capsys):
+    assert main(["bench", "--tiny", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    env = results["environment"]
+    for key in ("date", "cpu", "cpu_cores", "python", "numpy", "torch", "dynbatch_ext", "device"):
+        assert env[key] not in (None, ""), key
+    planning = results["batching"]["planning"]
+    assert planning["plan_seconds"] > 0 and planning["argsort_seconds"] > 0
+    assert planning["plan_over_argsort"] == planning["plan_seconds"] / planning["argsort_seconds"]
+    cases = results["batching"]["cases"]
+    assert {"synthetic single texts", "synthetic pairs"} <= {c["case"] for c in cases}
+    for case in cases:
+        assert set(case["strategies"]) == STRATEGIES
+        for summary in case["strategies"].values():
+            assert STATS <= set(summary)
+        ours = case["strategies"]["budgeted (dynbatch_ext)"]
+        assert ours["batches_over_budget"] == 0 and ours["samples_repeated"] == 0
+        for target in case["targets"].values():
+            assert {"op", "value", "measured", "met"} <= set(target)
+    for plot in results["batching"]["plots"]:
+        assert (tmp_path / plot).stat().st_size > 10_000
+    assert "plan_batches" in capsys.readouterr().out
+
+
+def test_bad_options_end_in_one_line(tmp_path, capsys):
+    assert main(["bench", "--tiny", "--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"error: --data-dir {tmp_path / 'missing'}: no such folder"
