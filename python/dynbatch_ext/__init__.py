@@ -6,6 +6,8 @@ compiled module (whose static initialisers register the torch ops), then the Pyt
 import torch  # noqa: F401  (must precede _C)
 
 from . import _C
+from . import ops, reference  # noqa: F401  (ops registers autograd and fake kernels)
+from . import nn  # noqa: F401
 from .batching import PRESETS, CostModel, PaddingStats, padding_stats, plan_batches
 from .sampler import BucketBatchSampler
 

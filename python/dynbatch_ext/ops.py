@@ -1,0 +1,94 @@
+"""The fused ESIM ops: `torch.ops.dynbatch_ext.*` with autograd and fake (meta) kernels.
+
+The kernels and schemas live in C++ (csrc/kernels, csrc/ops) and register when `_C` is imported;
+this module adds what makes them first-class: the backward formulas (each a registered op of its
+own) and the fake kernels that torch.compile and torch.library.opcheck trace with.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _C  # noqa: F401  (registers the schemas and kernels)
+
+_ops = torch.ops.dynbatch_ext
+
+
+def soft_align(a: Tensor, b: Tensor, len_a: Tensor, len_b: Tensor) -> tuple[Tensor, Tensor]:
+    """ESIM local inference: masked soft alignment in both directions.
+
+    Args:
+        a: (B, La, d) premise states, right-padded.
+        b: (B, Lb, d) hypothesis states, right-padded.
+        len_a, len_b: (B,) int64 valid lengths.
+
+    Returns:
+        a_tilde (B, La, d): `sum_j softmax_j(a_i . b_j) b_j`; b_tilde (B, Lb, d):
+        `sum_i softmax_i(a_i . b_j) a_i`. Padded scores take no part; padded rows, and every row
+        of a pair whose other side is empty, are zero.
+    """
+    return _ops.soft_align(a, b, len_a, len_b)
+
+
+def masked_pool(x: Tensor, len_x: Tensor) -> Tensor:
+    """(B, L, d), (B,) -> (B, 2d): mean and max over the valid positions, zeros for length 0.
+
+    The max's gradient goes to the first arg-max.
+    """
+    return _ops.masked_pool(x, len_x)
+
+
+def _check_same_device(*tensors: Tensor) -> None:
+    devices = {t.device for t in tensors}
+    torch._check(len(devices) == 1, lambda: f"inputs are on different devices: {devices}")
+
+
+@torch.library.register_fake("dynbatch_ext::soft_align")
+def _soft_align_fake(a, b, len_a, len_b):
+    _check_same_device(a, b, len_a, len_b)
+    torch._check(a.dim() == 3 and b.dim() == 3, lambda: "a and b must be (B, L, d)")
+    torch._check(a.shape[0] == b.shape[0] and a.shape[2] == b.shape[2],
+                 lambda: "a and b must share batch and feature sizes")  # fmt: skip
+    return a.new_empty(a.shape), b.new_empty(b.shape)  # contiguous, as the kernels return
+
+
+@torch.library.register_fake("dynbatch_ext::soft_align_backward")
+def _soft_align_backward_fake(grad_a_tilde, grad_b_tilde, a, b, len_a, len_b):
+    _check_same_device(grad_a_tilde, grad_b_tilde, a, b, len_a, len_b)
+    return a.new_empty(a.shape), b.new_empty(b.shape)
+
+
+@torch.library.register_fake("dynbatch_ext::masked_pool")
+def _masked_pool_fake(x, len_x):
+    _check_same_device(x, len_x)
+    torch._check(x.dim() == 3, lambda: "x must be (B, L, d)")
+    return x.new_empty((x.shape[0], 2 * x.shape[2]))
+
+
+@torch.library.register_fake("dynbatch_ext::masked_pool_backward")
+def _masked_pool_backward_fake(grad_out, x, len_x):
+    _check_same_device(grad_out, x, len_x)
+    return x.new_empty(x.shape)
+
+
+def _save_inputs(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _soft_align_backward(ctx, grad_a_tilde, grad_b_tilde):
+    a, b, len_a, len_b = ctx.saved_tensors
+    grad_a, grad_b = _ops.soft_align_backward(grad_a_tilde, grad_b_tilde, a, b, len_a, len_b)
+    return grad_a, grad_b, None, None
+
+
+def _masked_pool_backward(ctx, grad_out):
+    x, len_x = ctx.saved_tensors
+    return _ops.masked_pool_backward(grad_out, x, len_x), None
+
+
+torch.library.register_autograd(
+    "dynbatch_ext::soft_align", _soft_align_backward, setup_context=_save_inputs
+)
+torch.library.register_autograd(
+    "dynbatch_ext::masked_pool", _masked_pool_backward, setup_context=_save_inputs
+)

@@ -1,0 +1,139 @@
+"""soft_align: the fused op against its float64 reference, its gradients, and its registration."""
+from __future__ import annotations
+
+import pytest
+import torch
+from op_cases import EDGE_LENGTHS, pair_batch, random_lengths
+from torch.autograd import gradcheck
+
+from dynbatch_ext import ops, reference
+
+OP = torch.ops.dynbatch_ext.soft_align.default
+
+
+def check_against_reference(a, b, len_a, len_b, rtol):
+    """Outputs and both gradients of the fused op equal the float64 reference's."""
+    a64, b64 = (t.detach().double().requires_grad_() for t in (a, b))
+    a_, b_ = (t.detach().clone().requires_grad_() for t in (a, b))
+    expected = reference.soft_align(a64, b64, len_a, len_b)
+    actual = ops.soft_align(a_, b_, len_a, len_b)
+    weights = [torch.randn_like(e) for e in expected]  # a random upstream gradient
+    sum(((e * w).sum() for e, w in zip(expected, weights))).backward()
+    sum(((o * w.to(o.dtype)).sum() for o, w in zip(actual, weights))).backward()
+    for got, want in [*zip(actual, expected), (a_.grad, a64.grad), (b_.grad, b64.grad)]:
+        assert torch.isfinite(got).all()
+        scale = want.detach().abs().max().clamp(min=1e-30)
+        torch.testing.assert_close(got.double(), want, rtol=rtol, atol=rtol * float(scale))
+
+
+def test_gradcheck_float64_edge_cases():
+    a, b, len_a, len_b = pair_batch(dim=4, requires_grad=True)
+    assert gradcheck(lambda x, y: ops.soft_align(x, y, len_a, len_b), (a, b))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("seed", range(4))
+def test_matches_reference_on_random_ragged_batches(dtype, rtol, seed):
+    lengths = random_lengths(9, 6, 5, seed)
+    a, b, len_a, len_b = pair_batch(lengths, dim=13 + seed, dtype=dtype, seed=seed)
+    check_against_reference(a, b, len_a, len_b, rtol)
+
+
+def test_padding_values_are_never_read():
+    a, b, len_a, len_b = pair_batch()
+    out = ops.soft_align(a, b, len_a, len_b)
+    a2, b2 = a.clone(), b.clone()
+    for n, (la, lb) in enumerate(EDGE_LENGTHS):
+        a2[n, la:] = float("nan")
+        b2[n, lb:] = float("inf")
+    for x, y in zip(out, ops.soft_align(a2, b2, len_a, len_b)):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_padded_rows_and_empty_partners_are_zero():
+    a, b, len_a, len_b = pair_batch()
+    a_tilde, b_tilde = ops.soft_align(a, b, len_a, len_b)
+    for n, (la, lb) in enumerate(EDGE_LENGTHS):
+        assert (a_tilde[n, la:] == 0).all() and (b_tilde[n, lb:] == 0).all()
+        if lb == 0:
+            assert (a_tilde[n] == 0).all()
+        if la == 0:
+            assert (b_tilde[n] == 0).all()
+
+
+def test_all_rows_padded():
+    a, b, len_a, len_b = pair_batch([(0, 0), (0, 2), (3, 0)])
+    a.requires_grad_()
+    b.requires_grad_()
+    a_tilde, b_tilde = ops.soft_align(a, b, len_a, len_b)
+    assert (a_tilde == 0).all() and (b_tilde == 0).all()
+    (a_tilde.sum() + b_tilde.sum()).backward()
+    assert (a.grad == 0).all() and (b.grad == 0).all()
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_very_negative_and_very_large_scores(dtype, rtol):
+    # Scores in the thousands: exp under- and overflows unless the max is subtracted; a
+    # multiply-by-mask softmax would give NaN or attend to padding here.
+    a, b, len_a, len_b = pair_batch(dtype=dtype, scale=30.0)
+    a[0] = -a[0].abs()
+    b[0] = b[0].abs()  # every score of pair 0 very negative
+    check_against_reference(a, b, len_a, len_b, rtol)
+
+
+def test_non_contiguous_inputs():
+    a, b, len_a, len_b = pair_batch(dim=6)
+    a_t = a.transpose(1, 2).contiguous().transpose(1, 2)  # same values, other strides
+    b_s = torch.stack([b, -b], dim=3)[..., 0]  # the values of b, every other element
+    assert not a_t.is_contiguous() and not b_s.is_contiguous()
+    for x, y in zip(ops.soft_align(a_t, b_s, len_a, len_b), ops.soft_align(a, b, len_a, len_b)):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    check_against_reference(a_t, b_s, len_a, len_b, 1e-12)
+
+
+def test_opcheck():
+    samples = [
+        pair_batch(),
+        pair_batch(dtype=torch.float32, requires_grad=True),
+        pair_batch([(1, 1)], dim=1),
+        pair_batch([(0, 0), (0, 0)], requires_grad=True),
+    ]
+    for sample in samples:
+        torch.library.opcheck(OP, sample)
+
+
+def test_torch_compile_fullgraph_forward_and_backward():
+    a, b, len_a, len_b = pair_batch(dtype=torch.float32, requires_grad=True)
+
+    def pooled(a, b, len_a, len_b):
+        a_tilde, b_tilde = ops.soft_align(a, b, len_a, len_b)
+        return ops.masked_pool(a_tilde, len_a).sum() + ops.masked_pool(b_tilde, len_b).sum()
+
+    compiled = torch.compile(pooled, fullgraph=True)
+    compiled(a, b, len_a, len_b).backward()
+    grads = a.grad.clone(), b.grad.clone()
+    a.grad = b.grad = None
+    pooled(a, b, len_a, len_b).backward()
+    torch.testing.assert_close(grads[0], a.grad)
+    torch.testing.assert_close(grads[1], b.grad)
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (lambda a, b, la, lb: (a, b, la + 10, lb), ValueError, "len_a holds 15, longer than the padded a dimension"),
+        (lambda a, b, la, lb: (a, b, la, lb - 5), ValueError, "len_b holds -5: lengths must be non-negative"),
+        (lambda a, b, la, lb: (a[:3], b, la[:3], lb), ValueError, "a and b have different batch sizes"),
+        (lambda a, b, la, lb: (a, b[..., :3], la, lb), ValueError, "a and b have different feature sizes"),
+        (lambda a, b, la, lb: (a, b, la[:2], lb), ValueError, "len_a has 2 entries but the batch has 8"),
+        (lambda a, b, la, lb: (a[0], b, la, lb), ValueError, r"a must have shape \(B, La, d\)"),
+        (lambda a, b, la, lb: (a, b, la.int(), lb), TypeError, "len_a must be int64"),
+        (lambda a, b, la, lb: (a.long(), b.long(), la, lb), TypeError, "a must be a floating-point tensor"),
+        (lambda a, b, la, lb: (a.half(), b.half(), la, lb), TypeError, "soft_align on CPU supports Float, Double; got Half"),
+        (lambda a, b, la, lb: (a.float(), b, la, lb), TypeError, "a and b must have the same dtype"),
+        (lambda a, b, la, lb: (a, b.to("meta"), la, lb), RuntimeError, "different devices"),
+    ],
+)  # fmt: skip
+def test_bad_inputs(change, error, message):
+    with pytest.raises(error, match=message):
+        ops.soft_align(*change(*pair_batch()))
