@@ -29,9 +29,18 @@ def test_tiny_benchmark_writes_every_field(tmp_path, capsys):
         assert ours["batches_over_budget"] == 0 and ours["samples_repeated"] == 0
         for target in case["targets"].values():
             assert {"op", "value", "measured", "met"} <= set(target)
-    for plot in results["batching"]["plots"]:
+    ops = results["ops"]
+    assert ops["device"] == "cpu" and len(ops["batches"]) >= 2
+    for batch in ops["batches"]:
+        assert set(batch["paths"]) == {"fused", "eager reference", "compiled reference", "SDPA pair"}
+        for path in batch["paths"].values():
+            assert path["seconds"] > 0 and path["peak_bytes"] > 0
+            assert path["loss_relative_difference"] < 1e-4  # every path computes the same thing
+        assert set(batch["speedup_of_fused"]) == {"eager reference", "compiled reference", "SDPA pair"}
+    for plot in results["batching"]["plots"] + ops["plots"]:
         assert (tmp_path / plot).stat().st_size > 10_000
-    assert "plan_batches" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "plan_batches" in out and "soft_align + masked_pool" in out
 
 
 def test_bad_options_end_in_one_line(tmp_path, capsys):

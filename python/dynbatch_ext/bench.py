@@ -66,8 +66,31 @@ def _format_table(batching: dict) -> str:
     return "\n".join(lines)
 
 
+def _format_ops_table(section: dict) -> str:
+    first = section["batches"][0]
+    lines = [
+        f"Ops: soft_align + masked_pool, forward + backward, d={section['dim']}, "
+        f"{section['dtype'].split('.')[-1]}, {section['device']} (lengths from {first['lengths_from']})",
+        f"  {'B':>5} {'padded La x Lb':>15}" + "".join(f"{name:>20}" for name in first["paths"]),
+    ]
+    for r in section["batches"]:
+        shape = f"{r['padded_shape_a'][1]} x {r['padded_shape_b'][1]}"
+        cells = []
+        for name, path in r["paths"].items():
+            ratio = "" if name == "fused" else f" ({r['speedup_of_fused'][name]:.1f}x)"
+            cells.append(f"{path['seconds'] * 1e3:.1f} ms{ratio}")
+        lines.append(f"  {r['batch']:>5} {shape:>15}" + "".join(f"{c:>20}" for c in cells))
+        peaks = "".join(f"{path['peak_bytes'] / 2**20:>16.1f} MiB" for path in r["paths"].values())
+        lines.append(f"  {'':>5} {'peak memory':>15}{peaks}")
+    lines.append("  (x) = how many times longer than fused")
+    for name, t in section["targets"].items():
+        lines.append(f"  target fused {name} {t['op']} {t['value']}x: {t['measured']:.2f}x "
+                     f"({'met' if t['met'] else 'MISSED'})")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def run(args: argparse.Namespace) -> int:
-    from .benchmarks import batching, environment
+    from .benchmarks import batching, environment, ops
 
     data_dir = args.data_dir if args.data_dir is not None else datasets.default_data_dir()
     if args.data_dir is not None and not args.data_dir.is_dir():
@@ -79,10 +102,13 @@ def run(args: argparse.Namespace) -> int:
         results["batching"] = batching.run(
             mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress
         )
+        results["ops"] = ops.run(mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     env = results["environment"]
     print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
           f"({env['cpu_cores']} cores) | {args.mode} mode\n")  # fmt: skip
     print(_format_table(results["batching"]))
-    print(f"results.json and plots ({', '.join(results['batching']['plots'])}) are in {out.resolve()}/")
+    print(_format_ops_table(results["ops"]))
+    plots = results["batching"]["plots"] + results["ops"]["plots"]
+    print(f"results.json and plots ({', '.join(plots)}) are in {out.resolve()}/")
     return 0

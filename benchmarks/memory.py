@@ -1,0 +1,57 @@
+"""Peak tensor memory of a function on the CPU, from the profiler's allocation records.
+
+torch keeps no allocator statistics on the CPU, and process RSS mixes in everything else the
+process holds. With profile_memory=True the profiler records every tensor allocation and free of
+c10's CPU allocator, compiled (inductor) buffers included, as a "[memory]" instant event with
+its signed size; replaying them in time order gives the live tensor bytes over the call. Op-level
+summaries would not do: they net out what an op (or a whole compiled graph) frees before it ends.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from typing import Callable
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+
+def peak_cpu_tensor_bytes(fn: Callable[[], object]) -> int:
+    """Most tensor bytes the call of `fn` had live at once, beyond those live before it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            result = fn()
+            del result
+    handle, path = tempfile.mkstemp(suffix=".json")
+    os.close(handle)
+    try:
+        prof.export_chrome_trace(path)
+        with open(path, encoding="utf-8") as trace:
+            events = json.load(trace)["traceEvents"]
+    finally:
+        os.unlink(path)
+    changes = sorted(
+        (event["ts"], event["args"]["Bytes"])
+        for event in events
+        if event.get("name") == "[memory]" and event.get("args", {}).get("Device Type") == 0
+    )
+    live = peak = 0
+    for _, delta in changes:
+        live += delta
+        peak = max(peak, live)
+    return peak
+
+
+def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
+    """Peak tensor memory of `fn` on `device` (the CUDA allocator's counters, or the profiler)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        baseline = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - baseline
+    return peak_cpu_tensor_bytes(fn)

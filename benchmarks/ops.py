@@ -1,0 +1,163 @@
+"""The fused ESIM ops against the plain PyTorch ways of doing the same work.
+
+One step = soft_align of a premise and hypothesis batch, masked_pool of both results, and the
+backward of their sum, at SNLI-like lengths (drawn from SNLI dev when present, else from a
+built-in distribution of the same shape) and ESIM's width d = 600. Paths, all in the same run:
+  fused                 dynbatch_ext.ops (the C++ kernels)
+  eager reference       dynbatch_ext.reference, pure PyTorch
+  compiled reference    torch.compile of the eager reference (inductor)
+  SDPA pair             two scaled_dot_product_attention calls (scale=1.0, key masks), one per
+                        direction, with the padded rows zeroed, then the reference pooling
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dynbatch_ext import datasets, ops, reference
+
+from .memory import peak_bytes
+from .timing import compare
+
+PATHS = ("fused", "eager reference", "compiled reference", "SDPA pair")
+
+
+def pair_lengths(batch: int, data_dir: Path | None, seed: int) -> tuple[np.ndarray, str]:
+    """`batch` (premise, hypothesis) lengths: sampled from SNLI dev, or SNLI-shaped synthetic."""
+    snli = data_dir / datasets.SNLI_DEV if data_dir else None
+    if snli is not None and snli.is_file():
+        pool, source = datasets.read_pairs_tsv(snli).token_lengths(), "SNLI dev"
+    else:
+        pool, source = datasets.synthetic_pair_lengths(100_000, seed=seed), "synthetic SNLI-like"
+    rows = np.random.default_rng(seed).choice(len(pool), size=batch)
+    return np.maximum(pool[rows], 1), source
+
+
+def _sdpa_align(a, b, len_a, len_b):
+    valid_a = reference.length_mask(len_a, a.shape[1])
+    valid_b = reference.length_mask(len_b, b.shape[1])
+    a_tilde = F.scaled_dot_product_attention(a, b, b, attn_mask=valid_b[:, None, :], scale=1.0)
+    b_tilde = F.scaled_dot_product_attention(b, a, a, attn_mask=valid_a[:, None, :], scale=1.0)
+    return a_tilde * valid_a[..., None], b_tilde * valid_b[..., None]
+
+
+def _loss(align, pool):
+    def loss(a, b, len_a, len_b):
+        a_tilde, b_tilde = align(a, b, len_a, len_b)
+        return pool(a_tilde, len_a).sum() + pool(b_tilde, len_b).sum()
+
+    return loss
+
+
+def losses() -> dict:
+    return {
+        "fused": _loss(ops.soft_align, ops.masked_pool),
+        "eager reference": _loss(reference.soft_align, reference.masked_pool),
+        "compiled reference": torch.compile(_loss(reference.soft_align, reference.masked_pool)),
+        "SDPA pair": _loss(_sdpa_align, reference.masked_pool),
+    }
+
+
+def measure_batch(batch, dim, dtype, device, data_dir, repeats, seed=0) -> dict:
+    lengths, source = pair_lengths(batch, data_dir, seed)
+    generator = torch.Generator().manual_seed(seed)
+    len_a = torch.as_tensor(lengths[:, 0], device=device)
+    len_b = torch.as_tensor(lengths[:, 1], device=device)
+    shape_a = (batch, int(lengths[:, 0].max()), dim)
+    shape_b = (batch, int(lengths[:, 1].max()), dim)
+    # Scaled like LSTM states (entries of order 0.1), so that scores are of order 1 to 10.
+    a = (torch.randn(shape_a, generator=generator) * 0.1).to(device, dtype).requires_grad_()
+    b = (torch.randn(shape_b, generator=generator) * 0.1).to(device, dtype).requires_grad_()
+
+    steps, values = {}, {}
+    for name, loss in losses().items():
+        def step(loss=loss):
+            a.grad = b.grad = None
+            value = loss(a, b, len_a, len_b)
+            value.backward()
+            return value.detach()
+
+        values[name] = float(step())  # also compiles the compiled path before timing
+        steps[name] = step
+    seconds = compare(steps, repeats=repeats, warmup=1)
+    peaks = {name: peak_bytes(step, torch.device(device)) for name, step in steps.items()}
+    reference_value = values["eager reference"]
+    result = {
+        "batch": batch,
+        "lengths_from": source,
+        "padded_shape_a": list(shape_a),
+        "padded_shape_b": list(shape_b),
+        "mean_len_a": float(lengths[:, 0].mean()),
+        "mean_len_b": float(lengths[:, 1].mean()),
+        "paths": {
+            name: {
+                "seconds": seconds[name],
+                "peak_bytes": peaks[name],
+                "loss_relative_difference": abs(values[name] - reference_value) / abs(reference_value),
+            }
+            for name in steps
+        },
+    }
+    fused = seconds["fused"]
+    result["speedup_of_fused"] = {name: seconds[name] / fused for name in steps if name != "fused"}
+    return result
+
+
+def plot(results: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    batches = [r["batch"] for r in results]
+    for name in PATHS:
+        left.plot(batches, [r["paths"][name]["seconds"] * 1e3 for r in results], "o-", label=name)
+    left.set(xscale="log", yscale="log", xlabel="batch size (pairs)", ylabel="ms per step",
+             title=f"{title}: forward + backward")  # fmt: skip
+    left.legend()
+    width = 0.8 / len(PATHS)
+    for k, name in enumerate(PATHS):
+        right.bar(np.arange(len(batches)) + k * width, [r["paths"][name]["peak_bytes"] / 2**20 for r in results],
+                  width, label=name)  # fmt: skip
+    right.set_xticks(np.arange(len(batches)) + 0.4 - width / 2, [str(b) for b in batches])
+    right.set(xlabel="batch size (pairs)", ylabel="peak tensor memory (MiB)", title="peak memory per step")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu", progress=None) -> dict:
+    """The ops section of the benchmark. `mode`: "tiny", "quick" or "full"."""
+    batches, dim, repeats = {
+        "tiny": ((4, 16), 32, 1),
+        "quick": ((32, 256), 600, 7),
+        "full": ((32, 256, 1024), 600, 11),
+    }[mode]
+    dtype = torch.float32
+    if progress is not None:
+        progress.reset(total=len(batches))
+    results = []
+    for batch in batches:
+        if progress is not None:
+            progress.set_description(f"ops: B={batch}")
+        results.append(measure_batch(batch, dim, dtype, device, data_dir, repeats))
+        if progress is not None:
+            progress.update()
+    plot_path = out_dir / "ops.png"
+    plot(results, plot_path, f"soft_align + masked_pool, d={dim}, {device}, {str(dtype).split('.')[-1]}")
+    targets = {}
+    at_256 = next((r for r in results if r["batch"] == 256), None)
+    if at_256 is not None and device == "cpu":
+        speedup = at_256["speedup_of_fused"]
+        targets = {
+            "vs eager reference at B=256": {"op": ">=", "value": 3.0, "measured": speedup["eager reference"],
+                                            "met": speedup["eager reference"] >= 3.0},
+            "vs compiled reference at B=256": {"op": ">=", "value": 2.0, "measured": speedup["compiled reference"],
+                                               "met": speedup["compiled reference"] >= 2.0},
+        }  # fmt: skip
+    return {"device": device, "dtype": str(dtype), "dim": dim, "batches": results,
+            "targets": targets, "plots": [plot_path.name]}  # fmt: skip
