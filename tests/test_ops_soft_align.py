@@ -91,6 +91,22 @@ def test_non_contiguous_inputs():
     check_against_reference(a_t, b_s, len_a, len_b, 1e-12)
 
 
+@pytest.mark.parametrize("batch, max_a, max_b, dim", [(3, 4, 5, 0), (0, 4, 5, 6), (2, 0, 0, 3)])
+def test_zero_sized_shapes(batch, max_a, max_b, dim):
+    a = torch.randn(batch, max_a, dim, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(batch, max_b, dim, dtype=torch.float64, requires_grad=True)
+    len_a = torch.full((batch,), min(max_a, 2), dtype=torch.int64)
+    len_b = torch.full((batch,), min(max_b, 3), dtype=torch.int64)
+    fused = ops.soft_align(a, b, len_a, len_b)
+    pooled = ops.masked_pool(fused[0], len_a)
+    (fused[0].sum() + fused[1].sum() + pooled.sum()).backward()
+    expected = reference.soft_align(a, b, len_a, len_b)
+    for got, want in zip((*fused, pooled), (*expected, reference.masked_pool(expected[0], len_a))):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want)
+    assert a.grad.shape == a.shape and b.grad.shape == b.shape
+
+
 def test_opcheck():
     samples = [
         pair_batch(),

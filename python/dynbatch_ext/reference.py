@@ -38,6 +38,8 @@ def soft_align(a: Tensor, b: Tensor, len_a: Tensor, len_b: Tensor) -> tuple[Tens
 
 def masked_pool(x: Tensor, len_x: Tensor) -> Tensor:
     """Reference of dynbatch_ext.ops.masked_pool: x (B, L, d), len_x (B,) -> (B, 2d)."""
+    if x.shape[1] == 0:  # no positions at all: max() has nothing to reduce
+        return x.new_zeros(x.shape[0], 2 * x.shape[2])
     valid = length_mask(len_x, x.shape[1])[:, :, None]  # (B, L, 1)
     total = torch.where(valid, x, 0.0).sum(dim=1)
     mean = total / len_x.clamp(min=1)[:, None].to(x.dtype)
