@@ -34,12 +34,20 @@ def peak_cpu_tensor_bytes(fn: Callable[[], object]) -> int:
     finally:
         os.unlink(path)
     changes = sorted(
-        (event["ts"], event["args"]["Bytes"])
+        (event["ts"], event["args"]["Bytes"], event["args"]["Addr"])
         for event in events
         if event.get("name") == "[memory]" and event.get("args", {}).get("Device Type") == 0
     )
+    # Only frees of blocks allocated during the call count: the profiler reports the size of an
+    # older block only if it happened to be allocated under an earlier profiling session, which
+    # would make the figure depend on what ran before.
+    allocated: dict[int, int] = {}
     live = peak = 0
-    for _, delta in changes:
+    for _, delta, address in changes:
+        if delta > 0:
+            allocated[address] = delta
+        elif allocated.pop(address, None) is None:
+            continue
         live += delta
         peak = max(peak, live)
     return peak
