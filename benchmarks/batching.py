@@ -57,6 +57,23 @@ def planning_speed(num_lengths: int, repeats: int, budget: float = 16 * 256**2) 
     }
 
 
+def user_case(path: Path, budget: float | None, unit: str) -> Case:
+    """A case from the user's own file: an SNLI-format TSV (pairs), else a CSV/TSV whose last
+    column is the text (single texts, lengths in whitespace tokens or characters)."""
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline()
+    if header.rstrip("\r\n").split("\t")[:3] == ["premise", "hypothesis", "label"]:
+        lengths, default_budget = datasets.read_pairs_tsv(path).token_lengths(), 8192
+    else:
+        texts = datasets.read_texts(path)
+        if unit == "chars":
+            lengths = datasets.character_lengths(texts)
+        else:
+            lengths = np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts))
+        default_budget = 16 * 256**2
+    return Case(f"your data ({path.name})", lengths, budget or default_budget)
+
+
 def default_cases(size: int, data_dir: Path | None) -> tuple[list[Case], list[str]]:
     """Synthetic cases always; real-data cases when their files are in `data_dir`."""
     cases = [
@@ -183,7 +200,8 @@ def plot(cases: list[dict], per_batch: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress=None) -> dict:
+def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress=None,
+        extra_cases: tuple[Case, ...] = ()) -> dict:
     """The batching section of the benchmark. `mode`: "tiny", "quick" or "full"."""
     planning_lengths, repeats, case_size = {
         "tiny": (20_000, 1, 2_000),
@@ -191,6 +209,7 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress=None) -> di
         "full": (10_000_000, 5, 200_000),
     }[mode]
     cases, notes = default_cases(case_size, data_dir)
+    cases = list(extra_cases) + cases
     steps = 1 + len(cases)
     if progress is not None:
         progress.reset(total=steps)

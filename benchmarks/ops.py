@@ -80,6 +80,8 @@ def measure_batch(batch, dim, dtype, device, data_dir, repeats, seed=0) -> dict:
         def forward_backward(loss=loss):
             value = loss(a, b, len_a, len_b)
             value.backward()
+            if a.is_cuda:  # the step is over when the device is done, not when it is queued
+                torch.cuda.synchronize(a.device)
             return value.detach()
 
         def step(forward_backward=forward_backward):

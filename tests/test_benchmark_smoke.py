@@ -47,3 +47,36 @@ def test_bad_options_end_in_one_line(tmp_path, capsys):
     assert main(["bench", "--tiny", "--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert error == f"error: --data-dir {tmp_path / 'missing'}: no such folder"
+
+
+def test_user_data_is_measured_first(tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("premise\thypothesis\tlabel\n" + "a man sleeps .\tsomeone rests\t0\n" * 40)
+    texts = tmp_path / "texts.csv"
+    texts.write_text("".join(f'1,"{"word " * (i % 17)}"\n' for i in range(60)))
+    for data in (pairs, texts):
+        out = tmp_path / data.stem
+        assert main(["bench", "--tiny", "--data", str(data), "--out", str(out)]) == 0
+        case = json.loads((out / "results.json").read_text())["batching"]["cases"][0]
+        assert case["case"] == f"your data ({data.name})"
+        assert case["pairs"] == (data is pairs)
+        assert case["strategies"]["budgeted (dynbatch_ext)"]["samples_missing"] == 0
+
+
+def test_bad_data_and_device_end_in_one_line(tmp_path, capsys):
+    malformed = tmp_path / "bad.tsv"
+    malformed.write_text("premise\thypothesis\tlabel\nonly two\tfields\n")
+    long_texts = tmp_path / "long.csv"
+    long_texts.write_text("1," + "w " * 500 + "\n")
+    cases = [
+        (["--data", str(tmp_path / "none.tsv")], f"error: --data {tmp_path / 'none.tsv'}: no such file"),
+        (["--data", str(malformed)], f"error: {malformed}:2: expected 3 tab-separated fields, got 2"),
+        (["--data", str(long_texts), "--budget", "1000"], "more than the budget 1000"),
+        (["--device", "tpu"], "error: --device tpu"),
+    ]
+    if not __import__("torch").cuda.is_available():
+        cases.append((["--device", "cuda"], "error: --device cuda: torch sees no CUDA device here"))
+    for options, message in cases:
+        assert main(["bench", "--tiny", "--out", str(tmp_path / "out"), *options]) == 2
+        error = capsys.readouterr().err.strip()
+        assert "\n" not in error and message in error, error

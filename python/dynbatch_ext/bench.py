@@ -24,6 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(mode="full")
     parser.add_argument("--out", type=Path, default=Path("bench-results"),
                         help="output folder (default: bench-results)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="your own data, measured first: an SNLI-format TSV (pairs), or a "
+                             "CSV/TSV whose last column is the text (single texts)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="budget for --data (default: 8192 for pairs, 16*256**2 otherwise)")
+    parser.add_argument("--unit", choices=("tokens", "chars"), default="tokens",
+                        help="length unit of single texts in --data (default: whitespace tokens)")
+    parser.add_argument("--device", default="cpu",
+                        help="device of the ops benchmark: cpu (default) or cuda[:N]")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder with snli_1.0_dev.tsv and chnsenticorp_htl_all.csv "
                              "(default: $DYNBATCH_DATA_DIR or ../shared/data); the synthetic "
@@ -89,20 +98,53 @@ def _format_ops_table(section: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _check_device(name: str) -> str:
+    import torch
+
+    from . import with_cuda
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device; use cpu or cuda[:N]") from None
+    if device.type == "cpu":
+        return "cpu"
+    if device.type != "cuda":
+        raise ValueError(f"--device {name}: only cpu and cuda are supported")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: torch sees no CUDA device here")
+    if not with_cuda():
+        raise ValueError(f"--device {name}: this build of dynbatch_ext has no CUDA kernels; "
+                         "rebuild it against a CUDA torch")  # fmt: skip
+    return str(device)
+
+
 def run(args: argparse.Namespace) -> int:
     from .benchmarks import batching, environment, ops
 
     data_dir = args.data_dir if args.data_dir is not None else datasets.default_data_dir()
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise ValueError(f"--data-dir {args.data_dir}: no such folder")
+    device = _check_device(args.device)
+    extra = ()
+    if args.data is not None:
+        if not args.data.is_file():
+            raise ValueError(f"--data {args.data}: no such file")
+        case = batching.user_case(args.data, args.budget, args.unit)
+        from . import plan_batches
+
+        plan_batches(case.lengths, case.budget, cost=case.cost)  # fails now, in one line, if it cannot fit
+        extra = (case,)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    results = {"mode": args.mode, "environment": environment.describe("cpu")}
+    results = {"mode": args.mode, "environment": environment.describe(device)}
     with tqdm(desc="batching", unit="step", leave=False) as progress:
         results["batching"] = batching.run(
-            mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress
+            mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress, extra_cases=extra
         )
-        results["ops"] = ops.run(mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress)
+        results["ops"] = ops.run(
+            mode=args.mode, data_dir=data_dir, out_dir=out, device=device, progress=progress
+        )
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     env = results["environment"]
     print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
