@@ -18,6 +18,7 @@ import numpy as np
 
 from dynbatch_ext import datasets, padding_stats, plan_batches
 
+from .targets import target
 from .timing import compare
 
 FIXED_BATCH = 32
@@ -52,8 +53,7 @@ def planning_speed(num_lengths: int, repeats: int, budget: float = 16 * 256**2) 
         "argsort_seconds": seconds["numpy_argsort"],
         "plan_over_argsort": seconds["plan_batches"] / seconds["numpy_argsort"],
         "num_batches": len(plan_batches(lengths, budget, cost="quadratic", seed=0)),
-        "target": "plan_over_argsort <= 1.0",
-        "target_met": seconds["plan_batches"] <= seconds["numpy_argsort"],
+        "target": target(seconds["plan_batches"] / seconds["numpy_argsort"], "<=", 1.0),
     }
 
 
@@ -128,10 +128,6 @@ def fixed_sorted_in_pools(lengths: np.ndarray, indices: np.ndarray, rng) -> list
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _check(value, op: str, bound) -> bool:
-    return {">=": value >= bound, "<=": value <= bound, "==": value == bound}[op]
-
-
 def batch_quality(case: Case) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # skipped oversize samples are reported below instead
@@ -163,10 +159,8 @@ def batch_quality(case: Case) -> dict:
         per_batch[name] = {"efficiency": stats.batch_efficiency, "cost": stats.batch_costs}
     ours_summary = result["strategies"]["budgeted (dynbatch_ext)"]
     result["targets"] = {
-        metric: {"op": op, "value": bound, "measured": ours_summary[metric],
-                 "met": _check(ours_summary[metric], op, bound)}
-        for metric, (op, bound) in case.targets.items()
-    }  # fmt: skip
+        metric: target(ours_summary[metric], op, bound) for metric, (op, bound) in case.targets.items()
+    }
     return result, per_batch
 
 

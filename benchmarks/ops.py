@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from dynbatch_ext import datasets, ops, reference
 
 from .memory import peak_bytes
+from .targets import target
 from .timing import compare
 
 PATHS = ("fused", "eager reference", "compiled reference", "SDPA pair")
@@ -165,10 +166,8 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu",
     if at_256 is not None and device == "cpu":
         speedup = at_256["speedup_of_fused"]
         targets = {
-            "vs eager reference at B=256": {"op": ">=", "value": 3.0, "measured": speedup["eager reference"],
-                                            "met": speedup["eager reference"] >= 3.0},
-            "vs compiled reference at B=256": {"op": ">=", "value": 2.0, "measured": speedup["compiled reference"],
-                                               "met": speedup["compiled reference"] >= 2.0},
-        }  # fmt: skip
+            "vs eager reference at B=256": target(speedup["eager reference"], ">=", 3.0),
+            "vs compiled reference at B=256": target(speedup["compiled reference"], ">=", 2.0),
+        }
     return {"device": device, "dtype": str(dtype), "dim": dim, "batches": results,
             "targets": targets, "plots": [plot_path.name]}  # fmt: skip

@@ -19,6 +19,7 @@ def test_tiny_benchmark_writes_every_field(tmp_path, capsys):
     planning = results["batching"]["planning"]
     assert planning["plan_seconds"] > 0 and planning["argsort_seconds"] > 0
     assert planning["plan_over_argsort"] == planning["plan_seconds"] / planning["argsort_seconds"]
+    assert planning["target"]["met"] == (planning["plan_over_argsort"] <= 1.0)
     cases = results["batching"]["cases"]
     assert {"synthetic single texts", "synthetic pairs"} <= {c["case"] for c in cases}
     for case in cases:
