@@ -11,6 +11,7 @@
 
 #include "core/batch_plan.hpp"
 #include "core/batch_stats.hpp"
+#include "core/step_plan.hpp"
 
 namespace py = pybind11;
 using namespace dynbatch;
@@ -105,6 +106,29 @@ py::dict describe(const Int64Array& lengths, const Int64Array& indices,
   return out;
 }
 
+py::dict steps(const py::array_t<double, py::array::c_style>& weights, double target,
+            int64_t max_micro_batches, int64_t num_replicas, bool shuffle, uint64_t seed,
+            uint64_t epoch) {
+  if (weights.ndim() != 1) throw std::invalid_argument("batch weights must be 1-D");
+  StepOptions options;
+  options.target = target;
+  options.max_micro_batches = max_micro_batches;
+  options.num_replicas = num_replicas;
+  options.shuffle = shuffle;
+  options.seed = seed;
+  options.epoch = epoch;
+  StepPlan result;
+  {
+    py::gil_scoped_release release;
+    result = plan_steps(weights.data(), weights.shape(0), options);
+  }
+  py::dict out;
+  out["micro_steps"] = to_numpy(std::move(result.micro_steps));
+  out["offsets"] = to_numpy(std::move(result.offsets));
+  out["totals"] = to_numpy(std::move(result.totals));
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -117,6 +141,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("describe_batches", &describe, py::arg("lengths"), py::arg("indices"),
         py::arg("offsets"), py::arg("cost"), py::arg("pad_multiple"),
         "Per-batch sizes, padded shapes, tokens and costs; see dynbatch_ext.padding_stats.");
+  m.def("plan_steps", &steps, py::arg("weights"), py::arg("target"),
+        py::arg("max_micro_batches"), py::arg("num_replicas"), py::arg("shuffle"),
+        py::arg("seed"), py::arg("epoch"),
+        "Groups micro-batches into steps of about equal weight; see dynbatch_ext.plan_steps.");
   m.def("with_cuda", []() { return DYNBATCH_WITH_CUDA != 0; },
         "Whether this build holds the CUDA kernels.");
   m.attr("__version__") = DYNBATCH_VERSION;

@@ -10,6 +10,7 @@ from . import ops, reference  # noqa: F401  (ops registers autograd and fake ker
 from . import nn  # noqa: F401
 from .batching import PRESETS, CostModel, PaddingStats, padding_stats, plan_batches
 from .sampler import BucketBatchSampler
+from .steps import StepPlan, micro_batch_weights, plan_steps
 
 __version__: str = _C.__version__
 
@@ -24,8 +25,11 @@ __all__ = [
     "CostModel",
     "PRESETS",
     "PaddingStats",
+    "StepPlan",
     "__version__",
+    "micro_batch_weights",
     "padding_stats",
     "plan_batches",
+    "plan_steps",
     "with_cuda",
 ]

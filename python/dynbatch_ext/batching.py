@@ -79,6 +79,10 @@ class _Plan:
     costs: np.ndarray
     skipped: np.ndarray
     dropped: np.ndarray
+    # With steps (dynbatch_ext.steps): micro-steps (one batch per replica) in each step, and the
+    # weight of each step summed over replicas. None for a plain plan.
+    step_sizes: np.ndarray | None = None
+    step_totals: np.ndarray | None = None
 
 
 def _make_plan(

@@ -9,6 +9,7 @@ from torch.utils.data import Sampler
 
 from ._checks import as_lengths, check_int
 from .batching import Cost, PaddingStats, _make_plan, _Plan, _warn_left_out, padding_stats
+from .steps import arrange_in_steps, check_step_options
 
 
 def _default_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
@@ -32,6 +33,12 @@ class BucketBatchSampler(Sampler[list[int]]):
     Every option is `dynbatch_ext.plan_batches`'s. Under `torch.distributed`, `num_replicas` and
     `rank` default to the world size and this process's rank; every rank gets the same number of
     batches, and the batches of one step have similar cost.
+
+    Step mode (`step_target=...`, see `dynbatch_ext.plan_steps`): the batches become
+    micro-batches, yielded one optimizer step after another, each step holding about
+    `step_target` samples (`step_unit="samples"`) or real tokens (`"tokens"`) over all ranks.
+    `group_steps(loader)` hands them to the training loop a step at a time; `steps()` and
+    `step_sizes()` describe the layout.
     """
 
     def __init__(
@@ -50,6 +57,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         num_replicas: int | None = None,
         rank: int | None = None,
         drop_last: bool = False,
+        step_target: float | None = None,
+        step_unit: str = "samples",
+        max_micro_batches: int | None = None,
     ):
         self.lengths = as_lengths(lengths)
         self.num_replicas, self.rank = _default_replicas(num_replicas, rank)
@@ -61,21 +71,61 @@ class BucketBatchSampler(Sampler[list[int]]):
             oversize=oversize, shuffle=shuffle, seed=seed, padding_noise=padding_noise,
             batch_overhead=batch_overhead, num_replicas=self.num_replicas, drop_last=drop_last,
         )  # fmt: skip
+        self.step_target = step_target
+        if step_target is not None:
+            target, unit, room = check_step_options(step_target, step_unit, max_micro_batches)
+            self._step_options = dict(target=target, unit=unit, max_micro_batches=room)
         self.epoch = 0
         self._resume_at = 0  # batches of self.epoch to pass over on the next __iter__
         self._yielded = 0  # batches of self.epoch handed out so far
+        self._started_at = 0  # where the latest iteration began
         self._cached: tuple[int, _Plan] | None = None
         _warn_left_out(self._plan())  # plan epoch 0 now: bad options fail here, not mid-training
 
     def _plan(self) -> _Plan:
         if self._cached is None or self._cached[0] != self.epoch:
             plan = _make_plan(self.lengths, self.budget, epoch=self.epoch, **self._options)
+            if self.step_target is not None:
+                plan = arrange_in_steps(
+                    plan, self.lengths, **self._step_options, epoch=self.epoch,
+                    num_replicas=self.num_replicas, shuffle=self._options["shuffle"],
+                    seed=self._options["seed"],
+                )  # fmt: skip
             self._cached = (self.epoch, plan)
         return self._cached[1]
 
     def batches(self) -> list[np.ndarray]:
         """This rank's batches for the current epoch, as int64 index arrays."""
         return self._plan().batches[self.rank :: self.num_replicas]
+
+    def step_sizes(self) -> list[int]:
+        """Micro-batches in each optimizer step of the current epoch (the same on every rank)."""
+        self._require_steps()
+        return self._plan().step_sizes.tolist()
+
+    def steps(self) -> list[list[np.ndarray]]:
+        """This rank's micro-batches of the current epoch, grouped by optimizer step."""
+        batches, bounds = self.batches(), np.cumsum([0, *self.step_sizes()])
+        return [batches[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def step_totals(self) -> np.ndarray:
+        """Samples (or real tokens) of each step of the current epoch, summed over ranks."""
+        self._require_steps()
+        return self._plan().step_totals
+
+    def group_steps(self, loader) -> Iterator[list]:
+        """Iterates `loader` (built on this sampler) and yields one list of micro-batches per
+        optimizer step, starting where a resumed epoch starts."""
+        self._require_steps()
+        stream = iter(loader)  # sets the start: a resumed epoch begins part-way
+        bounds = np.cumsum([0, *self.step_sizes()])
+        first = int(np.searchsorted(bounds, self._started_at))
+        for size in self.step_sizes()[first:]:
+            yield [next(stream) for _ in range(size)]
+
+    def _require_steps(self) -> None:
+        if self.step_target is None:
+            raise ValueError("this sampler has no steps: create it with step_target=...")
 
     @property
     def skipped(self) -> np.ndarray:
@@ -95,7 +145,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         # Not a generator itself, so the position is right from iter() on. The resume point is
         # cleared only once batches flow: DataLoader calls iter() twice before drawing any.
         start = self._resume_at
-        self._yielded = start
+        self._yielded = self._started_at = start
         return self._generate(self.batches()[start:])
 
     def _generate(self, batches: list[np.ndarray]) -> Iterator[list[int]]:
@@ -120,6 +170,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             "budget": self.budget,
             "num_replicas": self.num_replicas,
             "seed": self._options["seed"],
+            "step_target": self.step_target,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -132,7 +183,13 @@ class BucketBatchSampler(Sampler[list[int]]):
                 "resuming under other settings would not give the remaining batches"
             )
         self.set_epoch(state["epoch"])
-        self._resume_at = check_int("batches_done", state["batches_done"], 0, len(self))
+        done = check_int("batches_done", state["batches_done"], 0, len(self))
+        if self.step_target is not None and done not in np.cumsum([0, *self.step_sizes()]):
+            raise ValueError(
+                f"batches_done={done} falls inside an optimizer step; save the state between "
+                "steps (after optimizer.step()) to resume with whole steps"
+            )
+        self._resume_at = done
         self._yielded = self._resume_at
 
     def stats(self) -> PaddingStats:
