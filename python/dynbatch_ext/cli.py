@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from . import bench
+from .training import cli as train_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +16,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_arguments(bench_parser)
     bench_parser.set_defaults(handler=bench.run)
+    train_parser = commands.add_parser(
+        "train-esim", help="train ESIM on budgeted batches with a constant effective batch",
+        description="Train ESIM on an SNLI-format TSV (or the built-in synthetic task) with "
+                    "budgeted micro-batches grouped into steps of about --step-target samples.",
+    )  # fmt: skip
+    train_cli.add_arguments(train_parser)
+    train_parser.set_defaults(handler=train_cli.run)
     return parser
 
 

@@ -1,14 +1,12 @@
 """BucketBatchSampler: budgeted batches for `DataLoader(batch_sampler=...)`."""
 from __future__ import annotations
 
-from typing import Iterator
-
 import numpy as np
 import torch.distributed as dist
-from torch.utils.data import Sampler
 
 from ._checks import as_lengths, check_int
 from .batching import Cost, PaddingStats, _make_plan, _Plan, _warn_left_out, padding_stats
+from .resumable import ResumableBatchSampler
 from .steps import arrange_in_steps, check_step_options
 
 
@@ -23,7 +21,7 @@ def _default_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, 
     return num_replicas, check_int("rank", rank, 0, num_replicas - 1)
 
 
-class BucketBatchSampler(Sampler[list[int]]):
+class BucketBatchSampler(ResumableBatchSampler):
     """Yields lists of sample indices whose padded cost stays within `budget`.
 
     Use it as `DataLoader(dataset, batch_sampler=BucketBatchSampler(lengths, budget))`, call
@@ -75,10 +73,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         if step_target is not None:
             target, unit, room = check_step_options(step_target, step_unit, max_micro_batches)
             self._step_options = dict(target=target, unit=unit, max_micro_batches=room)
-        self.epoch = 0
-        self._resume_at = 0  # batches of self.epoch to pass over on the next __iter__
-        self._yielded = 0  # batches of self.epoch handed out so far
-        self._started_at = 0  # where the latest iteration began
+        super().__init__()
         self._cached: tuple[int, _Plan] | None = None
         _warn_left_out(self._plan())  # plan epoch 0 now: bad options fail here, not mid-training
 
@@ -98,99 +93,27 @@ class BucketBatchSampler(Sampler[list[int]]):
         """This rank's batches for the current epoch, as int64 index arrays."""
         return self._plan().batches[self.rank :: self.num_replicas]
 
-    def step_sizes(self) -> list[int]:
-        """Micro-batches in each optimizer step of the current epoch (the same on every rank)."""
-        self._require_steps()
-        return self._plan().step_sizes.tolist()
-
-    def steps(self) -> list[list[np.ndarray]]:
-        """This rank's micro-batches of the current epoch, grouped by optimizer step."""
-        batches, bounds = self.batches(), np.cumsum([0, *self.step_sizes()])
-        return [batches[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    def _step_layout(self) -> list[int] | None:
+        return None if self.step_target is None else self._plan().step_sizes.tolist()
 
     def step_totals(self) -> np.ndarray:
         """Samples (or real tokens) of each step of the current epoch, summed over ranks."""
-        self._require_steps()
+        self.step_sizes()  # says how to get steps when there are none
         return self._plan().step_totals
-
-    def group_steps(self, loader) -> Iterator[list]:
-        """Iterates `loader` (built on this sampler) and yields one list of micro-batches per
-        optimizer step, starting where a resumed epoch starts."""
-        self._require_steps()
-        stream = iter(loader)  # sets the start: a resumed epoch begins part-way
-        bounds = np.cumsum([0, *self.step_sizes()])
-        first = int(np.searchsorted(bounds, self._started_at))
-        for size in self.step_sizes()[first:]:
-            yield [next(stream) for _ in range(size)]
-
-    def _require_steps(self) -> None:
-        if self.step_target is None:
-            raise ValueError("this sampler has no steps: create it with step_target=...")
 
     @property
     def skipped(self) -> np.ndarray:
         """Samples left out because they alone exceed the budget (oversize="skip")."""
         return self._plan().skipped
 
-    def set_epoch(self, epoch: int) -> None:
-        """Selects the epoch whose order the next iteration follows (as DistributedSampler)."""
-        epoch = check_int("epoch", epoch, 0)
-        if epoch != self.epoch:
-            self.epoch, self._resume_at, self._yielded = epoch, 0, 0
-
-    def __len__(self) -> int:
-        return len(self.batches())
-
-    def __iter__(self) -> Iterator[list[int]]:
-        # Not a generator itself, so the position is right from iter() on. The resume point is
-        # cleared only once batches flow: DataLoader calls iter() twice before drawing any.
-        start = self._resume_at
-        self._yielded = self._started_at = start
-        return self._generate(self.batches()[start:])
-
-    def _generate(self, batches: list[np.ndarray]) -> Iterator[list[int]]:
-        self._resume_at = 0
-        for batch in batches:
-            self._yielded += 1
-            yield batch.tolist()
-
-    def state_dict(self, batches_consumed: int | None = None) -> dict:
-        """Where this epoch stands, to resume from with `load_state_dict`.
-
-        By default it counts the batches this sampler has handed out. A DataLoader with workers
-        draws a few batches ahead of what the training loop has used, so pass the number of
-        batches the loop really consumed this epoch (`batches_consumed`) to lose none of them.
-        """
-        done = self._yielded if batches_consumed is None else batches_consumed
-        done = check_int("batches_consumed", done, 0, len(self))
+    def _settings(self) -> dict:
         return {
-            "epoch": self.epoch,
-            "batches_done": done,
             "num_samples": len(self.lengths),
             "budget": self.budget,
             "num_replicas": self.num_replicas,
             "seed": self._options["seed"],
             "step_target": self.step_target,
         }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Resumes: the next iteration yields exactly the batches of `state` not yet done."""
-        mine = {k: v for k, v in self.state_dict(0).items() if k not in ("epoch", "batches_done")}
-        theirs = {k: state.get(k) for k in mine}
-        if theirs != mine:
-            raise ValueError(
-                f"this sampler state was saved with {theirs}, but this sampler has {mine}; "
-                "resuming under other settings would not give the remaining batches"
-            )
-        self.set_epoch(state["epoch"])
-        done = check_int("batches_done", state["batches_done"], 0, len(self))
-        if self.step_target is not None and done not in np.cumsum([0, *self.step_sizes()]):
-            raise ValueError(
-                f"batches_done={done} falls inside an optimizer step; save the state between "
-                "steps (after optimizer.step()) to resume with whole steps"
-            )
-        self._resume_at = done
-        self._yielded = self._resume_at
 
     def stats(self) -> PaddingStats:
         """padding_stats of this rank's batches in the current epoch."""

@@ -1,10 +1,10 @@
-"""Modules built on the fused ops (or, with fused=False, on the pure PyTorch references)."""
+"""Layers of ESIM: soft alignment, masked pooling and the folded enhancement projection."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from . import ops, reference
+from .. import ops, reference
 
 
 class SoftAlignment(nn.Module):

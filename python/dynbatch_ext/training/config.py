@@ -1,0 +1,89 @@
+"""What a train-esim run is: every setting, with defaults and checks."""
+from __future__ import annotations
+
+import dataclasses
+
+# Settings a resumed run may change; every other one must match the checkpoint's.
+RESUMABLE_CHANGES = ("epochs", "max_steps", "resume", "progress", "checkpoint_every", "out_dir",
+                     "log_sample_ids", "device")  # fmt: skip
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings of a train-esim run (the command line's options, one for one)."""
+
+    train_file: str | None = None  # SNLI-format TSV; None: the built-in synthetic task
+    valid_file: str | None = None  # None: hold out valid_fraction of the training pairs
+    valid_fraction: float = 0.2
+    synthetic_size: int = 6000  # pairs of the synthetic task (train + validation)
+    out_dir: str = "runs/train-esim"
+    epochs: int = 3
+    batching: str = "budget"  # "budget": budgeted batches; "fixed": random batches of batch_size
+    budget: float = 1024.0  # per micro-batch, in `cost` units (padded tokens by default)
+    cost: str = "tokens"
+    batch_size: int = 32  # batching="fixed" only
+    step_target: float | None = 32.0  # samples (or tokens) per optimizer step; None: 1 batch/step
+    step_unit: str = "samples"
+    max_batch_size: int | None = None  # None: step_target, when steps are counted in samples
+    max_micro_batches: int | None = None
+    fused: bool = True
+    lstm: str = "auto"  # see dynbatch_ext.nn.bilstm: auto, packed, flipped, padded
+    embedding_dim: int = 300
+    hidden_size: int = 300
+    dropout: float = 0.5
+    lr: float = 4e-4
+    clip: float = 10.0
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 200  # optimizer steps; a checkpoint also ends every epoch
+    max_steps: int | None = None  # stop (with a checkpoint) after this many steps in all
+    resume: bool = False
+    progress: bool = True
+    log_sample_ids: bool = False  # write each rank's sample ids per epoch (for tests/debugging)
+
+    def __post_init__(self):
+        problems = []
+        if self.batching not in ("budget", "fixed"):
+            problems.append(f"batching must be 'budget' or 'fixed', got {self.batching!r}")
+        positive = ("epochs", "synthetic_size", "batch_size", "embedding_dim", "hidden_size",
+                    "checkpoint_every", "budget", "lr", "clip")  # fmt: skip
+        for name in positive:
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("step_target", "max_batch_size", "max_micro_batches", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                problems.append(f"{name} must be > 0 (or unset), got {value}")
+        if not 0 < self.valid_fraction < 1:
+            problems.append(f"valid_fraction must lie in (0, 1), got {self.valid_fraction}")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout must lie in [0, 1), got {self.dropout}")
+        if self.batching == "fixed" and self.step_target not in (None, self.batch_size):
+            problems.append("batching='fixed' makes every batch its own step: leave step_target unset")
+        if self.lstm not in ("auto", "packed", "flipped", "padded"):
+            problems.append(f"lstm must be auto, packed, flipped or padded, got {self.lstm!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        if self.batching == "fixed":
+            self.step_target = None
+
+    @property
+    def micro_batch_cap(self) -> int | None:
+        """The most samples a micro-batch may hold: never more than one step's worth."""
+        if self.max_batch_size is not None:
+            return int(self.max_batch_size)
+        if self.step_target is not None and self.step_unit == "samples":
+            return max(1, int(self.step_target))
+        return None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def differences(self, saved: dict) -> list[str]:
+        """Settings that differ from a checkpoint's and may not (RESUMABLE_CHANGES may)."""
+        mine = self.to_dict()
+        return [
+            f"{key}: checkpoint {saved.get(key)!r}, now {mine[key]!r}"
+            for key in mine
+            if key not in RESUMABLE_CHANGES and saved.get(key) != mine[key]
+        ]
