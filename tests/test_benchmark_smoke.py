@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dynbatch_ext.cli import main
 
 STRATEGIES = {"budgeted (dynbatch_ext)", "fixed 32, random", "fixed 32, sorted in pools"}
+TRAINING_RUNS = ("(a) fixed 32 + reference", "(b) budgeted steps of 32 + fused",
+                 "(c) budgeted, a step per batch + fused")  # fmt: skip
 STATS = {"efficiency", "num_batches", "cost_max_over_median", "cost_max_over_min",
          "batches_over_budget", "real_tokens", "padded_tokens", "batch_size_max"}  # fmt: skip
 
@@ -38,10 +42,24 @@ def test_tiny_benchmark_writes_every_field(tmp_path, capsys):
             assert path["seconds"] > 0 and path["peak_bytes"] > 0
             assert path["loss_relative_difference"] < 1e-4  # every path computes the same thing
         assert set(batch["speedup_of_fused"]) == {"eager reference", "compiled reference", "SDPA pair"}
-    for plot in results["batching"]["plots"] + ops["plots"]:
+    training = results["training"]
+    assert training["device"] == "cpu" and training["cases"][0]["case"] == "synthetic pairs"
+    for case in training["cases"]:
+        assert set(case["runs"]) == set(TRAINING_RUNS)
+        for run in case["runs"].values():
+            assert run["samples_per_second"] > 0 and 0 <= run["valid_accuracy"] <= 1
+            assert len(run["loss_per_step"]) == run["steps"] == len(run["samples_per_step_all"])
+            assert sum(run["samples_per_step_all"]) == case["train_pairs"] * case["epochs"]
+        ours = case["runs"]["(b) budgeted steps of 32 + fused"]
+        assert ours["samples_per_step"]["max"] <= 64  # micro-batches capped at the step target
+        assert case["speedup_b_over_a"] == pytest.approx(
+            ours["samples_per_second"] / case["runs"]["(a) fixed 32 + reference"]["samples_per_second"]
+        )
+        assert set(case["targets"]) == {"speedup (b)/(a)", "accuracy (b)-(a)"}
+    for plot in results["batching"]["plots"] + ops["plots"] + training["plots"]:
         assert (tmp_path / plot).stat().st_size > 10_000
     out = capsys.readouterr().out
-    assert "plan_batches" in out and "soft_align + masked_pool" in out
+    assert "plan_batches" in out and "soft_align + masked_pool" in out and "ESIM training" in out
 
 
 def test_bad_options_end_in_one_line(tmp_path, capsys):

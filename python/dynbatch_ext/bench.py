@@ -100,6 +100,26 @@ def _format_ops_table(section: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _format_training_table(section: dict) -> str:
+    lines = ["ESIM training: samples/s of training steps, validation accuracy after the same epochs"]
+    for case in section["cases"]:
+        lines += [
+            f"{case['case']}: {case['train_pairs']:,} training / {case['valid_pairs']:,} validation "
+            f"pairs, d={case['dims']}, {case['epochs']} epoch(s), {section['device']}",
+            f"  {'configuration':<42}{'samples/s':>10}{'accuracy':>10}{'steps':>7}"
+            f"{'samples/step min-med-max':>27}{'loss noise':>12}",
+        ]
+        for name, r in case["runs"].items():
+            per = r["samples_per_step"]
+            spread = f"{per['min']}-{per['median']:.0f}-{per['max']}"
+            lines.append(f"  {name:<42}{r['samples_per_second']:>10.0f}{r['valid_accuracy']:>10.3f}"
+                         f"{r['steps']:>7}{spread:>27}{r['loss_noise']:>12.3f}")  # fmt: skip
+        lines += [_target_line(name, t, 2) for name, t in case["targets"].items()]
+        lines.append("")
+    lines += [f"note: {n}" for n in section["notes"]]
+    return "\n".join(lines) + "\n"
+
+
 def _check_device(name: str) -> str:
     import torch
 
@@ -122,19 +142,20 @@ def _check_device(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .benchmarks import batching, environment, ops
+    from .benchmarks import batching, environment, ops, training
 
     data_dir = args.data_dir if args.data_dir is not None else datasets.default_data_dir()
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise ValueError(f"--data-dir {args.data_dir}: no such folder")
     device = _check_device(args.device)
-    extra = ()
+    extra, extra_pairs = (), None
     if args.data is not None:
         if not args.data.is_file():
             raise ValueError(f"--data {args.data}: no such file")
         case = batching.user_case(args.data, args.budget, args.unit)
         plan_batches(case.lengths, case.budget, cost=case.cost)  # fails now, in one line, if it cannot fit
         extra = (case,)
+        extra_pairs = args.data if case.lengths.ndim == 2 else None
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     results = {"mode": args.mode, "environment": environment.describe(device)}
@@ -145,12 +166,17 @@ def run(args: argparse.Namespace) -> int:
         results["ops"] = ops.run(
             mode=args.mode, data_dir=data_dir, out_dir=out, device=device, progress=progress
         )
+        results["training"] = training.run(
+            mode=args.mode, data_dir=data_dir, out_dir=out, device=device.split(":")[0],
+            progress=progress, extra_pairs=extra_pairs,
+        )  # fmt: skip
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     env = results["environment"]
     print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
           f"({env['cpu_cores']} cores) | {args.mode} mode\n")  # fmt: skip
     print(_format_table(results["batching"]))
     print(_format_ops_table(results["ops"]))
-    plots = results["batching"]["plots"] + results["ops"]["plots"]
+    print(_format_training_table(results["training"]))
+    plots = results["batching"]["plots"] + results["ops"]["plots"] + results["training"]["plots"]
     print(f"results.json and plots ({', '.join(plots)}) are in {out.resolve()}/")
     return 0

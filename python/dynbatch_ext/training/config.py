@@ -5,7 +5,7 @@ import dataclasses
 
 # Settings a resumed run may change; every other one must match the checkpoint's.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "resume", "progress", "checkpoint_every", "out_dir",
-                     "log_sample_ids", "device")  # fmt: skip
+                     "log_sample_ids", "device", "save_checkpoints")  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -36,6 +36,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     checkpoint_every: int = 200  # optimizer steps; a checkpoint also ends every epoch
+    save_checkpoints: bool = True  # False: no checkpoint.pt at all (benchmarks)
     max_steps: int | None = None  # stop (with a checkpoint) after this many steps in all
     resume: bool = False
     progress: bool = True

@@ -177,6 +177,8 @@ def _train(config: TrainConfig, data, world: _World) -> TrainResult:
     valid_batches = _validation_batches(config, valid_set, world)
 
     def save_checkpoint(batches_consumed: int) -> None:
+        if not config.save_checkpoints:
+            return
         rng = checkpoint.rng_states()  # a collective: every rank takes part
         if world.main:
             checkpoint.save(out / "checkpoint.pt", dict(
