@@ -118,7 +118,7 @@ def _plot(cases: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     colours = dict(zip(CONFIGS, ("tab:gray", "tab:blue", "tab:red")))
-    fig, axes = plt.subplots(len(cases), 2, figsize=(12, 4 * len(cases)), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 2, figsize=(14, 4.5 * len(cases)), squeeze=False)
     for (ax_speed, ax_loss), case in zip(axes, cases):
         labels = list(case["runs"])
         rates = [case["runs"][k]["samples_per_second"] for k in labels]
@@ -127,9 +127,9 @@ def _plot(cases: list[dict], path: Path) -> Path:
             ax_speed.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
                           f" acc {case['runs'][k]['valid_accuracy']:.3f}", va="center")  # fmt: skip
         ax_speed.invert_yaxis()
+        ax_speed.set_xlim(0, max(rates) * 1.3)  # room for the accuracy labels
         ax_speed.set_xlabel("training samples / s")
-        ax_speed.set_title(f"{case['case']}: throughput, validation accuracy after "
-                           f"{case['epochs']} epoch(s)")  # fmt: skip
+        ax_speed.set_title(f"{case['case']}: samples/s, accuracy after {case['epochs']} epoch(s)")
         for k in labels:
             run = case["runs"][k]
             seen = np.cumsum(run["samples_per_step_all"])
@@ -138,7 +138,7 @@ def _plot(cases: list[dict], path: Path) -> Path:
                          label=f"{k} (noise {run['loss_noise']:.3f})")  # fmt: skip
         ax_loss.set_xlabel("training samples seen")
         ax_loss.set_ylabel("training loss per step")
-        ax_loss.set_title(f"{case['case']}: loss per optimizer step (EMA 20 over faint raw)")
+        ax_loss.set_title(f"{case['case']}: loss per step (EMA 20; raw faint)")
         ax_loss.grid(alpha=0.3)
         ax_loss.legend(fontsize=8)
     fig.tight_layout()
