@@ -7,7 +7,10 @@ built-in distribution of the same shape) and ESIM's width d = 600. Paths, all in
   eager reference       dynbatch_ext.reference, pure PyTorch
   compiled reference    torch.compile of the eager reference (inductor)
   SDPA pair             two scaled_dot_product_attention calls (scale=1.0, key masks), one per
-                        direction, with the padded rows zeroed, then the reference pooling
+                        direction, with the padded rows zeroed, then the reference pooling (on
+                        CUDA with the memory-efficient backend, the one that takes d = 600)
+On CUDA also the bandwidth floor: the time to read every op's inputs once and write its outputs
+once (forward and backward of both ops) at the device copy bandwidth measured in the same run.
 """
 from __future__ import annotations
 
@@ -38,6 +41,15 @@ def pair_lengths(batch: int, data_dir: Path | None, seed: int) -> tuple[np.ndarr
 
 
 def _sdpa_align(a, b, len_a, len_b):
+    if a.is_cuda:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+            return _sdpa_pair(a, b, len_a, len_b)
+    return _sdpa_pair(a, b, len_a, len_b)
+
+
+def _sdpa_pair(a, b, len_a, len_b):
     valid_a = reference.length_mask(len_a, a.shape[1])
     valid_b = reference.length_mask(len_b, b.shape[1])
     a_tilde = F.scaled_dot_product_attention(a, b, b, attn_mask=valid_b[:, None, :], scale=1.0)
@@ -60,6 +72,32 @@ def losses() -> dict:
         "compiled reference": torch.compile(_loss(reference.soft_align, reference.masked_pool)),
         "SDPA pair": _loss(_sdpa_align, reference.masked_pool),
     }
+
+
+def copy_bandwidth(device: str, megabytes: int = 512, repeats: int = 20) -> float:
+    """Bytes per second a device-to-device copy moves, counting bytes read and written."""
+    source = torch.empty(megabytes * 2**20, dtype=torch.uint8, device=device)
+    target_ = torch.empty_like(source)
+    target_.copy_(source)
+    torch.cuda.synchronize(device)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeats):
+        target_.copy_(source)
+    end.record()
+    torch.cuda.synchronize(device)
+    return 2 * source.numel() * repeats / (start.elapsed_time(end) / 1e3)
+
+
+def traffic_bytes(batch: int, max_a: int, max_b: int, dim: int, element: int) -> int:
+    """Bytes the step must move at least: each op reads its inputs once, writes its outputs once.
+    soft_align: a, b -> a~, b~; backward: g_a~, g_b~, a, b -> g_a, g_b. masked_pool (both sides):
+    x -> (B, 2d); backward: g, x -> g_x. Lengths are negligible."""
+    rows = batch * (max_a + max_b) * dim  # elements of a and b together
+    pooled = 2 * batch * 2 * dim
+    soft_align = 2 * rows + 6 * rows
+    pool = (rows + pooled) + (pooled + 2 * rows)
+    return (soft_align + pool) * element
 
 
 def measure_batch(batch, dim, dtype, device, data_dir, repeats, seed=0) -> dict:
@@ -115,6 +153,7 @@ def measure_batch(batch, dim, dtype, device, data_dir, repeats, seed=0) -> dict:
     }
     fused = seconds["fused"]
     result["speedup_of_fused"] = {name: seconds[name] / fused for name in steps if name != "fused"}
+    result["traffic_bytes"] = traffic_bytes(batch, shape_a[1], shape_b[1], dim, a.element_size())
     return result
 
 
@@ -142,32 +181,52 @@ def plot(results: list[dict], path: Path, title: str) -> None:
     plt.close(figure)
 
 
+# Batch sizes, width and repeats per mode; the GPU's batches are those of the CUDA issue.
+CPU_SIZES = {"tiny": ((4, 16), 32, 1), "quick": ((32, 256), 600, 7), "full": ((32, 256, 1024), 600, 11)}
+CUDA_SIZES = {"tiny": ((4, 16), 32, 1), "quick": ((32, 512), 600, 11), "full": ((32, 512, 4096), 600, 21)}
+
+
+def _targets(results: list[dict], device: str) -> dict:
+    """CPU: at B=256, 3x eager and 2x compiled. CUDA: at B=512, 5x eager, 2x compiled, 1.5x the
+    SDPA pair, and within 2x of the bandwidth floor."""
+    key, wanted = (256, {"eager reference": 3.0, "compiled reference": 2.0}) if device == "cpu" else (
+        512, {"eager reference": 5.0, "compiled reference": 2.0, "SDPA pair": 1.5})
+    at = next((r for r in results if r["batch"] == key), None)
+    if at is None:
+        return {}
+    targets = {f"vs {name} at B={key}": target(at["speedup_of_fused"][name], ">=", value)
+               for name, value in wanted.items()}  # fmt: skip
+    if "fused_over_floor" in at:
+        targets[f"time over bandwidth floor at B={key}"] = target(at["fused_over_floor"], "<=", 2.0)
+    return targets
+
+
 def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu", progress=None) -> dict:
-    """The ops section of the benchmark. `mode`: "tiny", "quick" or "full"."""
-    batches, dim, repeats = {
-        "tiny": ((4, 16), 32, 1),
-        "quick": ((32, 256), 600, 7),
-        "full": ((32, 256, 1024), 600, 11),
-    }[mode]
-    dtype = torch.float32
+    """The ops section of the benchmark. `mode`: "tiny", "quick" or "full". One section per
+    dtype: float32 on the CPU; float32 and bfloat16 on CUDA."""
+    on_cuda = device.startswith("cuda")
+    batches, dim, repeats = (CUDA_SIZES if on_cuda else CPU_SIZES)[mode]
+    dtypes = (torch.float32, torch.bfloat16) if on_cuda else (torch.float32,)
+    bandwidth = copy_bandwidth(device) if on_cuda else None
     if progress is not None:
-        progress.reset(total=len(batches))
-    results = []
-    for batch in batches:
-        if progress is not None:
-            progress.set_description(f"ops: B={batch}")
-        results.append(measure_batch(batch, dim, dtype, device, data_dir, repeats))
-        if progress is not None:
-            progress.update()
-    plot_path = out_dir / "ops.png"
-    plot(results, plot_path, f"soft_align + masked_pool, d={dim}, {device}, {str(dtype).split('.')[-1]}")
-    targets = {}
-    at_256 = next((r for r in results if r["batch"] == 256), None)
-    if at_256 is not None and device == "cpu":
-        speedup = at_256["speedup_of_fused"]
-        targets = {
-            "vs eager reference at B=256": target(speedup["eager reference"], ">=", 3.0),
-            "vs compiled reference at B=256": target(speedup["compiled reference"], ">=", 2.0),
-        }
-    return {"device": device, "dtype": str(dtype), "dim": dim, "batches": results,
-            "targets": targets, "plots": [plot_path.name]}  # fmt: skip
+        progress.reset(total=len(batches) * len(dtypes))
+    sections, plots = [], []
+    for dtype in dtypes:
+        name = str(dtype).split(".")[-1]
+        results = []
+        for batch in batches:
+            if progress is not None:
+                progress.set_description(f"ops: {name}, B={batch}")
+            result = measure_batch(batch, dim, dtype, device, data_dir, repeats)
+            if bandwidth is not None:
+                result["floor_seconds"] = result["traffic_bytes"] / bandwidth
+                result["fused_over_floor"] = result["paths"]["fused"]["seconds"] / result["floor_seconds"]
+            results.append(result)
+            if progress is not None:
+                progress.update()
+        plot_path = out_dir / ("ops.png" if dtype == torch.float32 else f"ops-{name}.png")
+        plot(results, plot_path, f"soft_align + masked_pool, d={dim}, {device}, {name}")
+        plots.append(plot_path.name)
+        sections.append({"dtype": str(dtype), "batches": results, "targets": _targets(results, device)})
+    return {"device": device, "dim": dim, "copy_bandwidth_bytes_per_second": bandwidth,
+            "sections": sections, "plots": plots}  # fmt: skip

@@ -1,7 +1,37 @@
 """Shared inputs for the op tests: ragged batches with the edge cases the ops must get right."""
 from __future__ import annotations
 
+import pytest
 import torch
+
+import dynbatch_ext
+
+HAS_CUDA = torch.cuda.is_available() and dynbatch_ext.with_cuda()
+# Every op test runs on each device; on CUDA the float64 cases run in float32 (CUDA kernels take
+# float32/16 and bfloat16) against the same float64 reference.
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(
+        not HAS_CUDA, reason="needs a CUDA device and a CUDA build of dynbatch_ext")),
+]  # fmt: skip
+
+
+def exact_dtype(device) -> torch.dtype:
+    """The most precise dtype the device's kernels take."""
+    return torch.float64 if device == "cpu" else torch.float32
+
+
+def exact_rtol(device) -> float:
+    return 1e-12 if device == "cpu" else 1e-5
+
+
+def to_device(device, *tensors):
+    """Moves (and converts float64 to the device's exact dtype), keeping requires_grad."""
+    out = []
+    for t in tensors:
+        moved = t.detach().to(device, exact_dtype(device) if t.dtype == torch.float64 else t.dtype)
+        out.append(moved.requires_grad_(t.requires_grad))
+    return out
 
 # (len_a, len_b) per pair: ordinary, length 1 either side, empty either side, both empty, full.
 EDGE_LENGTHS = [(3, 4), (1, 5), (4, 1), (0, 3), (2, 0), (0, 0), (5, 6), (1, 1)]

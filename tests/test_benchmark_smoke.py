@@ -35,8 +35,11 @@ def test_tiny_benchmark_writes_every_field(tmp_path, capsys):
         for target in case["targets"].values():
             assert {"op", "value", "measured", "met"} <= set(target)
     ops = results["ops"]
-    assert ops["device"] == "cpu" and len(ops["batches"]) >= 2
-    for batch in ops["batches"]:
+    assert ops["device"] == "cpu" and ops["copy_bandwidth_bytes_per_second"] is None
+    (section,) = ops["sections"]
+    assert section["dtype"] == "torch.float32" and len(section["batches"]) >= 2
+    for batch in section["batches"]:
+        assert batch["traffic_bytes"] > 0
         assert set(batch["paths"]) == {"fused", "eager reference", "compiled reference", "SDPA pair"}
         for path in batch["paths"].values():
             assert path["seconds"] > 0 and path["peak_bytes"] > 0

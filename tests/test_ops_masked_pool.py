@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from op_cases import pair_batch
+from op_cases import DEVICES, exact_rtol, pair_batch, to_device
 from torch.autograd import gradcheck
 
 from dynbatch_ext import ops, reference
@@ -21,47 +21,63 @@ def test_gradcheck_float64():
     assert gradcheck(lambda t: ops.masked_pool(t, len_x), (x,))
 
 
-@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, None), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("scale", [1.0, 1e4])
-def test_matches_reference(dtype, rtol, scale):
-    x, len_x = sequences(lengths=(4, 1, 0, 7, 7, 2), dim=33, dtype=dtype)
-    x = (x * scale).detach().requires_grad_()
+def test_matches_reference(device, dtype, rtol, scale):
+    x, len_x = sequences(lengths=(4, 1, 0, 7, 7, 2), dim=333, dtype=dtype)
+    x, len_x = to_device(device, x * scale, len_x)
+    x.requires_grad_()
+    rtol = rtol or exact_rtol(device)
     x64 = x.detach().double().requires_grad_()
     got, want = ops.masked_pool(x, len_x), reference.masked_pool(x64, len_x)
     upstream = torch.randn_like(want)
-    got.backward(upstream.to(dtype))
+    got.backward(upstream.to(x.dtype))
     want.backward(upstream)
     for a, b in ((got, want), (x.grad, x64.grad)):
         assert torch.isfinite(a).all()
         torch.testing.assert_close(a.double(), b, rtol=rtol, atol=rtol * float(b.detach().abs().max()))
 
 
-def test_zero_length_rows_are_zero_and_get_no_gradient():
-    x, len_x = sequences(lengths=(0, 0), requires_grad=True)
+@pytest.mark.parametrize("device", DEVICES)
+def test_zero_length_rows_are_zero_and_get_no_gradient(device):
+    x, len_x = to_device(device, *sequences(lengths=(0, 0), requires_grad=True))
     out = ops.masked_pool(x, len_x)
     assert (out == 0).all()
     out.sum().backward()
     assert (x.grad == 0).all()
 
 
-def test_max_gradient_goes_to_the_first_argmax():
-    x = torch.tensor([[[1.0, 5.0], [3.0, 5.0], [3.0, 2.0], [9.0, 9.0]]], requires_grad=True)
-    out = ops.masked_pool(x, torch.tensor([3]))  # the 9s are padding
-    torch.testing.assert_close(out, torch.tensor([[7 / 3, 4.0, 3.0, 5.0]]))
+@pytest.mark.parametrize("device", DEVICES)
+def test_max_gradient_goes_to_the_first_argmax(device):
+    x = torch.tensor([[[1.0, 5.0], [3.0, 5.0], [3.0, 2.0], [9.0, 9.0]]], device=device, requires_grad=True)
+    out = ops.masked_pool(x, torch.tensor([3], device=device))  # the 9s are padding
+    torch.testing.assert_close(out.cpu(), torch.tensor([[7 / 3, 4.0, 3.0, 5.0]]))
     out[0, 2:].sum().backward()  # the max half only
-    torch.testing.assert_close(x.grad[0], torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
+    torch.testing.assert_close(x.grad[0].cpu(), torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
 
 
-def test_non_contiguous_input():
-    x, len_x = sequences(dim=8)
+@pytest.mark.parametrize("device", DEVICES)
+def test_nan_counts_as_the_largest_value(device):
+    x = torch.tensor([[[1.0], [float("nan")], [7.0], [float("nan")]]], device=device, requires_grad=True)
+    out = ops.masked_pool(x, torch.tensor([4], device=device))
+    assert torch.isnan(out[0, 1])  # max, as torch.max
+    out[0, 1].backward()
+    torch.testing.assert_close(x.grad[0, :, 0].cpu(), torch.tensor([0.0, 1.0, 0.0, 0.0]))  # the first NaN
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_non_contiguous_input(device):
+    x, len_x = to_device(device, *sequences(dim=8))
     strided = torch.stack([x, -x], dim=3)[..., 0]  # the values of x, every other element
     assert not strided.is_contiguous()
     torch.testing.assert_close(ops.masked_pool(strided, len_x), reference.masked_pool(x, len_x))
 
 
-def test_opcheck():
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck(device):
     for sample in (sequences(), sequences(dtype=torch.float32, requires_grad=True), sequences((0,), dim=1)):
-        torch.library.opcheck(OP, sample)
+        torch.library.opcheck(OP, to_device(device, *sample))
 
 
 @pytest.mark.parametrize(

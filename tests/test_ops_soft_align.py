@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from op_cases import EDGE_LENGTHS, pair_batch, random_lengths
+from op_cases import DEVICES, EDGE_LENGTHS, exact_rtol, pair_batch, random_lengths, to_device
 from torch.autograd import gradcheck
 
 from dynbatch_ext import ops, reference
@@ -12,7 +12,8 @@ OP = torch.ops.dynbatch_ext.soft_align.default
 
 
 def check_against_reference(a, b, len_a, len_b, rtol):
-    """Outputs and both gradients of the fused op equal the float64 reference's."""
+    """Outputs and both gradients of the fused op equal the float64 reference's (computed on
+    the inputs' device)."""
     a64, b64 = (t.detach().double().requires_grad_() for t in (a, b))
     a_, b_ = (t.detach().clone().requires_grad_() for t in (a, b))
     expected = reference.soft_align(a64, b64, len_a, len_b)
@@ -31,16 +32,27 @@ def test_gradcheck_float64_edge_cases():
     assert gradcheck(lambda x, y: ops.soft_align(x, y, len_a, len_b), (a, b))
 
 
-@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, None), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("seed", range(4))
-def test_matches_reference_on_random_ragged_batches(dtype, rtol, seed):
+def test_matches_reference_on_random_ragged_batches(device, dtype, rtol, seed):
     lengths = random_lengths(9, 6, 5, seed)
     a, b, len_a, len_b = pair_batch(lengths, dim=13 + seed, dtype=dtype, seed=seed)
-    check_against_reference(a, b, len_a, len_b, rtol)
+    check_against_reference(*to_device(device, a, b, len_a, len_b), rtol or exact_rtol(device))
 
 
-def test_padding_values_are_never_read():
-    a, b, len_a, len_b = pair_batch()
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("batch, max_len, dim", [(3, 70, 600), (40, 33, 17)])
+def test_matches_reference_past_one_tile(device, batch, max_len, dim):
+    # Lengths past a 16-wide tile and ESIM's d = 600: every tile edge of the kernels is crossed.
+    lengths = random_lengths(batch, max_len, max_len - 5, seed=batch)
+    a, b, len_a, len_b = pair_batch(lengths, dim=dim, dtype=torch.float32, seed=1)
+    check_against_reference(*to_device(device, a, b, len_a, len_b), 1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_padding_values_are_never_read(device):
+    a, b, len_a, len_b = to_device(device, *pair_batch())
     out = ops.soft_align(a, b, len_a, len_b)
     a2, b2 = a.clone(), b.clone()
     for n, (la, lb) in enumerate(EDGE_LENGTHS):
@@ -50,8 +62,9 @@ def test_padding_values_are_never_read():
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
-def test_padded_rows_and_empty_partners_are_zero():
-    a, b, len_a, len_b = pair_batch()
+@pytest.mark.parametrize("device", DEVICES)
+def test_padded_rows_and_empty_partners_are_zero(device):
+    a, b, len_a, len_b = to_device(device, *pair_batch())
     a_tilde, b_tilde = ops.soft_align(a, b, len_a, len_b)
     for n, (la, lb) in enumerate(EDGE_LENGTHS):
         assert (a_tilde[n, la:] == 0).all() and (b_tilde[n, lb:] == 0).all()
@@ -61,8 +74,9 @@ def test_padded_rows_and_empty_partners_are_zero():
             assert (b_tilde[n] == 0).all()
 
 
-def test_all_rows_padded():
-    a, b, len_a, len_b = pair_batch([(0, 0), (0, 2), (3, 0)])
+@pytest.mark.parametrize("device", DEVICES)
+def test_all_rows_padded(device):
+    a, b, len_a, len_b = to_device(device, *pair_batch([(0, 0), (0, 2), (3, 0)]))
     a.requires_grad_()
     b.requires_grad_()
     a_tilde, b_tilde = ops.soft_align(a, b, len_a, len_b)
@@ -71,32 +85,38 @@ def test_all_rows_padded():
     assert (a.grad == 0).all() and (b.grad == 0).all()
 
 
-@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-def test_very_negative_and_very_large_scores(dtype, rtol):
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, None), (torch.float32, 1e-5)])
+def test_very_negative_and_very_large_scores(device, dtype, rtol):
     # Scores in the thousands: exp under- and overflows unless the max is subtracted; a
     # multiply-by-mask softmax would give NaN or attend to padding here.
     a, b, len_a, len_b = pair_batch(dtype=dtype, scale=30.0)
     a[0] = -a[0].abs()
     b[0] = b[0].abs()  # every score of pair 0 very negative
-    check_against_reference(a, b, len_a, len_b, rtol)
+    check_against_reference(*to_device(device, a, b, len_a, len_b), rtol or exact_rtol(device))
 
 
-def test_non_contiguous_inputs():
-    a, b, len_a, len_b = pair_batch(dim=6)
+@pytest.mark.parametrize("device", DEVICES)
+def test_non_contiguous_inputs(device):
+    a, b, len_a, len_b = to_device(device, *pair_batch(dim=6))
     a_t = a.transpose(1, 2).contiguous().transpose(1, 2)  # same values, other strides
     b_s = torch.stack([b, -b], dim=3)[..., 0]  # the values of b, every other element
     assert not a_t.is_contiguous() and not b_s.is_contiguous()
     for x, y in zip(ops.soft_align(a_t, b_s, len_a, len_b), ops.soft_align(a, b, len_a, len_b)):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
-    check_against_reference(a_t, b_s, len_a, len_b, 1e-12)
+    check_against_reference(a_t, b_s, len_a, len_b, exact_rtol(device))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("batch, max_a, max_b, dim", [(3, 4, 5, 0), (0, 4, 5, 6), (2, 0, 0, 3)])
-def test_zero_sized_shapes(batch, max_a, max_b, dim):
-    a = torch.randn(batch, max_a, dim, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(batch, max_b, dim, dtype=torch.float64, requires_grad=True)
-    len_a = torch.full((batch,), min(max_a, 2), dtype=torch.int64)
-    len_b = torch.full((batch,), min(max_b, 3), dtype=torch.int64)
+def test_zero_sized_shapes(device, batch, max_a, max_b, dim):
+    a, b, len_a, len_b = to_device(
+        device,
+        torch.randn(batch, max_a, dim, dtype=torch.float64, requires_grad=True),
+        torch.randn(batch, max_b, dim, dtype=torch.float64, requires_grad=True),
+        torch.full((batch,), min(max_a, 2), dtype=torch.int64),
+        torch.full((batch,), min(max_b, 3), dtype=torch.int64),
+    )
     fused = ops.soft_align(a, b, len_a, len_b)
     pooled = ops.masked_pool(fused[0], len_a)
     (fused[0].sum() + fused[1].sum() + pooled.sum()).backward()
@@ -107,7 +127,8 @@ def test_zero_sized_shapes(batch, max_a, max_b, dim):
     assert a.grad.shape == a.shape and b.grad.shape == b.shape
 
 
-def test_opcheck():
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck(device):
     samples = [
         pair_batch(),
         pair_batch(dtype=torch.float32, requires_grad=True),
@@ -115,11 +136,12 @@ def test_opcheck():
         pair_batch([(0, 0), (0, 0)], requires_grad=True),
     ]
     for sample in samples:
-        torch.library.opcheck(OP, sample)
+        torch.library.opcheck(OP, to_device(device, *sample))
 
 
-def test_torch_compile_fullgraph_forward_and_backward():
-    a, b, len_a, len_b = pair_batch(dtype=torch.float32, requires_grad=True)
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_fullgraph_forward_and_backward(device):
+    a, b, len_a, len_b = to_device(device, *pair_batch(dtype=torch.float32, requires_grad=True))
 
     def pooled(a, b, len_a, len_b):
         a_tilde, b_tilde = ops.soft_align(a, b, len_a, len_b)
@@ -153,3 +175,18 @@ def test_torch_compile_fullgraph_forward_and_backward():
 def test_bad_inputs(change, error, message):
     with pytest.raises(error, match=message):
         ops.soft_align(*change(*pair_batch()))
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (lambda a, b, la, lb: (a.double(), b.double(), la, lb), TypeError,
+         "soft_align on CUDA supports Float, Half, BFloat16; got Double"),
+        (lambda a, b, la, lb: (a, b, la.cpu(), lb), (ValueError, RuntimeError), "device"),
+        (lambda a, b, la, lb: (a, b.cpu(), la, lb), (ValueError, RuntimeError), "device"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("device", DEVICES[1:])
+def test_bad_cuda_inputs(device, change, error, message):
+    with pytest.raises(error, match=message):
+        ops.soft_align(*change(*to_device(device, *pair_batch())))

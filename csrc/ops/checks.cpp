@@ -60,6 +60,17 @@ void check_gradient(const at::Tensor& grad, const at::Tensor& like, const char* 
                     " but ", like_name, " is on ", like.device());
 }
 
+void check_pool_gradient(const at::Tensor& grad_out, const at::Tensor& x) {
+  TORCH_CHECK_VALUE(grad_out.dim() == 2 && grad_out.size(0) == x.size(0) &&
+                        grad_out.size(1) == 2 * x.size(2),
+                    "grad_out must have shape (B, 2d) = (", x.size(0), ", ", 2 * x.size(2),
+                    "), got ", grad_out.sizes());
+  TORCH_CHECK_TYPE(grad_out.scalar_type() == x.scalar_type(), "grad_out must be ",
+                   x.scalar_type(), ", got ", grad_out.scalar_type());
+  TORCH_CHECK_VALUE(grad_out.device() == x.device(), "grad_out is on ", grad_out.device(),
+                    " but x is on ", x.device());
+}
+
 void check_dtype_supported(const at::Tensor& t, const char* op, const char* backend,
                            std::initializer_list<at::ScalarType> supported) {
   for (at::ScalarType s : supported)

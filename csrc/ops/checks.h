@@ -18,6 +18,9 @@ void check_masked_pool_inputs(const at::Tensor& x, const at::Tensor& len_x);
 void check_gradient(const at::Tensor& grad, const at::Tensor& like, const char* grad_name,
                     const char* like_name);
 
+// grad_out of masked_pool: (B, 2d) for x (B, L, d), x's dtype and device.
+void check_pool_gradient(const at::Tensor& grad_out, const at::Tensor& x);
+
 // The dtypes a backend implements, e.g. {kFloat, kDouble} on the CPU.
 void check_dtype_supported(const at::Tensor& t, const char* op, const char* backend,
                            std::initializer_list<at::ScalarType> supported);

@@ -79,25 +79,33 @@ def _format_table(batching: dict) -> str:
     return "\n".join(lines)
 
 
-def _format_ops_table(section: dict) -> str:
-    first = section["batches"][0]
-    lines = [
-        f"Ops: soft_align + masked_pool, forward + backward, d={section['dim']}, "
-        f"{section['dtype'].split('.')[-1]}, {section['device']} (lengths from {first['lengths_from']})",
-        f"  {'B':>5} {'padded La x Lb':>15}" + "".join(f"{name:>20}" for name in first["paths"]),
-    ]
-    for r in section["batches"]:
-        shape = f"{r['padded_shape_a'][1]} x {r['padded_shape_b'][1]}"
-        cells = []
-        for name, path in r["paths"].items():
-            ratio = "" if name == "fused" else f" ({r['speedup_of_fused'][name]:.1f}x)"
-            cells.append(f"{path['seconds'] * 1e3:.1f} ms{ratio}")
-        lines.append(f"  {r['batch']:>5} {shape:>15}" + "".join(f"{c:>20}" for c in cells))
-        peaks = "".join(f"{path['peak_bytes'] / 2**20:>16.1f} MiB" for path in r["paths"].values())
-        lines.append(f"  {'':>5} {'peak memory':>15}{peaks}")
-    lines.append("  (x) = how many times longer than fused")
-    lines += [_target_line(f"fused {name}", t, 2, "x") for name, t in section["targets"].items()]
-    return "\n".join(lines) + "\n"
+def _format_ops_table(ops: dict) -> str:
+    lines = []
+    if ops["copy_bandwidth_bytes_per_second"]:
+        lines.append(f"Device copy bandwidth: {ops['copy_bandwidth_bytes_per_second'] / 1e12:.2f} TB/s "
+                     "(read + write); floor = every op's inputs read once, outputs written once")  # fmt: skip
+    for section in ops["sections"]:
+        first = section["batches"][0]
+        lines += [
+            f"Ops: soft_align + masked_pool, forward + backward, d={ops['dim']}, "
+            f"{section['dtype'].split('.')[-1]}, {ops['device']} (lengths from {first['lengths_from']})",
+            f"  {'B':>5} {'padded La x Lb':>15}" + "".join(f"{name:>20}" for name in first["paths"])
+            + (f"{'x floor':>10}" if "fused_over_floor" in first else ""),
+        ]
+        for r in section["batches"]:
+            shape = f"{r['padded_shape_a'][1]} x {r['padded_shape_b'][1]}"
+            cells = []
+            for name, path in r["paths"].items():
+                ratio = "" if name == "fused" else f" ({r['speedup_of_fused'][name]:.1f}x)"
+                cells.append(f"{path['seconds'] * 1e3:.2f} ms{ratio}")
+            floor = f"{r['fused_over_floor']:>10.1f}" if "fused_over_floor" in r else ""
+            lines.append(f"  {r['batch']:>5} {shape:>15}" + "".join(f"{c:>20}" for c in cells) + floor)
+            peaks = "".join(f"{path['peak_bytes'] / 2**20:>16.1f} MiB" for path in r["paths"].values())
+            lines.append(f"  {'':>5} {'peak memory':>15}{peaks}")
+        lines.append("  (x) = how many times longer than fused")
+        lines += [_target_line(f"fused {name}", t, 2, "x") for name, t in section["targets"].items()]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _format_training_table(section: dict) -> str:

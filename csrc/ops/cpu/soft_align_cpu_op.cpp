@@ -3,23 +3,10 @@
 #include "kernels/soft_align.h"
 #include "ops/checks.h"
 #include "ops/cpu/cpu_ops.h"
+#include "ops/params.h"
 
 namespace dynbatch {
 namespace {
-
-// Fills the shared part of the params from contiguous inputs.
-template <typename scalar_t>
-void fill_params(SoftAlignParams<scalar_t>& p, const at::Tensor& a, const at::Tensor& b,
-                 const at::Tensor& len_a, const at::Tensor& len_b) {
-  p.a = a.data_ptr<scalar_t>();
-  p.b = b.data_ptr<scalar_t>();
-  p.len_a = len_a.data_ptr<int64_t>();
-  p.len_b = len_b.data_ptr<int64_t>();
-  p.batch = a.size(0);
-  p.max_len_a = a.size(1);
-  p.max_len_b = b.size(1);
-  p.dim = a.size(2);
-}
 
 void check_cpu_inputs(const at::Tensor& a, const at::Tensor& b, const at::Tensor& len_a,
                       const at::Tensor& len_b) {
@@ -37,11 +24,8 @@ std::tuple<at::Tensor, at::Tensor> soft_align_cpu(const at::Tensor& a_in, const 
   const at::Tensor len_a = len_a_in.contiguous(), len_b = len_b_in.contiguous();
   at::Tensor a_tilde = at::empty_like(a), b_tilde = at::empty_like(b);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "soft_align_cpu", [&] {
-    SoftAlignForwardParams<scalar_t> p;
-    fill_params(p, a, b, len_a, len_b);
-    p.a_tilde = a_tilde.data_ptr<scalar_t>();
-    p.b_tilde = b_tilde.data_ptr<scalar_t>();
-    soft_align_forward_cpu(p);
+    soft_align_forward_cpu(
+        soft_align_forward_params<scalar_t>(a, b, len_a, len_b, a_tilde, b_tilde));
   });
   return {a_tilde, b_tilde};
 }
@@ -58,13 +42,8 @@ std::tuple<at::Tensor, at::Tensor> soft_align_backward_cpu(
   const at::Tensor grad_b_tilde = grad_b_tilde_in.contiguous();
   at::Tensor grad_a = at::empty_like(a), grad_b = at::empty_like(b);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "soft_align_backward_cpu", [&] {
-    SoftAlignBackwardParams<scalar_t> p;
-    fill_params(p, a, b, len_a, len_b);
-    p.grad_a_tilde = grad_a_tilde.data_ptr<scalar_t>();
-    p.grad_b_tilde = grad_b_tilde.data_ptr<scalar_t>();
-    p.grad_a = grad_a.data_ptr<scalar_t>();
-    p.grad_b = grad_b.data_ptr<scalar_t>();
-    soft_align_backward_cpu(p);
+    soft_align_backward_cpu(soft_align_backward_params<scalar_t>(
+        grad_a_tilde, grad_b_tilde, a, b, len_a, len_b, grad_a, grad_b));
   });
   return {grad_a, grad_b};
 }

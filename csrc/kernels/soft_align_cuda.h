@@ -1,0 +1,29 @@
+// Launchers of the CUDA soft_align kernels (soft_align.cu). Torch-free: the op layer passes raw
+// pointers in the params structs of soft_align.h plus a float32 workspace, and checks the
+// returned cudaError_t. T is float, __half or __nv_bfloat16; arithmetic is in float.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/soft_align.h"
+
+namespace dynbatch {
+
+// Floats of workspace each launcher needs: the score matrices of every pair, padded.
+inline int64_t soft_align_forward_workspace(int64_t batch, int64_t max_len_a, int64_t max_len_b) {
+  return 2 * batch * max_len_a * max_len_b;
+}
+inline int64_t soft_align_backward_workspace(int64_t batch, int64_t max_len_a, int64_t max_len_b) {
+  return 4 * batch * max_len_a * max_len_b;
+}
+
+template <typename T>
+cudaError_t launch_soft_align_forward(const SoftAlignForwardParams<T>& params, float* workspace,
+                                      cudaStream_t stream);
+template <typename T>
+cudaError_t launch_soft_align_backward(const SoftAlignBackwardParams<T>& params, float* workspace,
+                                       cudaStream_t stream);
+
+}  // namespace dynbatch

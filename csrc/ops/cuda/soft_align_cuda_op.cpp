@@ -1,0 +1,65 @@
+#include "kernels/soft_align_cuda.h"
+#include "ops/checks.h"
+#include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/cuda_types.h"
+#include "ops/params.h"
+
+namespace dynbatch {
+namespace {
+
+void check_cuda_inputs(const at::Tensor& a, const at::Tensor& b, const at::Tensor& len_a,
+                       const at::Tensor& len_b) {
+  check_soft_align_inputs(a, b, len_a, len_b);
+  check_dtype_supported(a, "soft_align", "CUDA", {at::kFloat, at::kHalf, at::kBFloat16});
+}
+
+at::Tensor float_workspace(const at::Tensor& like, int64_t count) {
+  return at::empty({count}, like.options().dtype(at::kFloat));
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> soft_align_cuda(const at::Tensor& a_in, const at::Tensor& b_in,
+                                                   const at::Tensor& len_a_in,
+                                                   const at::Tensor& len_b_in) {
+  check_cuda_inputs(a_in, b_in, len_a_in, len_b_in);
+  const c10::cuda::CUDAGuard guard(a_in.device());
+  const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
+  const at::Tensor len_a = len_a_in.contiguous(), len_b = len_b_in.contiguous();
+  at::Tensor a_tilde = at::empty_like(a), b_tilde = at::empty_like(b);
+  at::Tensor workspace =
+      float_workspace(a, soft_align_forward_workspace(a.size(0), a.size(1), b.size(1)));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  DYNBATCH_DISPATCH_CUDA(a.scalar_type(), "soft_align_cuda", [&] {
+    C10_CUDA_CHECK(launch_soft_align_forward(
+        soft_align_forward_params<kernel_t>(a, b, len_a, len_b, a_tilde, b_tilde),
+        workspace.mutable_data_ptr<float>(), stream));
+  });
+  return {a_tilde, b_tilde};
+}
+
+std::tuple<at::Tensor, at::Tensor> soft_align_backward_cuda(
+    const at::Tensor& grad_a_tilde_in, const at::Tensor& grad_b_tilde_in, const at::Tensor& a_in,
+    const at::Tensor& b_in, const at::Tensor& len_a_in, const at::Tensor& len_b_in) {
+  check_cuda_inputs(a_in, b_in, len_a_in, len_b_in);
+  check_gradient(grad_a_tilde_in, a_in, "grad_a_tilde", "a");
+  check_gradient(grad_b_tilde_in, b_in, "grad_b_tilde", "b");
+  const c10::cuda::CUDAGuard guard(a_in.device());
+  const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
+  const at::Tensor len_a = len_a_in.contiguous(), len_b = len_b_in.contiguous();
+  const at::Tensor grad_a_tilde = grad_a_tilde_in.contiguous();
+  const at::Tensor grad_b_tilde = grad_b_tilde_in.contiguous();
+  at::Tensor grad_a = at::empty_like(a), grad_b = at::empty_like(b);
+  at::Tensor workspace =
+      float_workspace(a, soft_align_backward_workspace(a.size(0), a.size(1), b.size(1)));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  DYNBATCH_DISPATCH_CUDA(a.scalar_type(), "soft_align_backward_cuda", [&] {
+    C10_CUDA_CHECK(launch_soft_align_backward(
+        soft_align_backward_params<kernel_t>(grad_a_tilde, grad_b_tilde, a, b, len_a, len_b,
+                                             grad_a, grad_b),
+        workspace.mutable_data_ptr<float>(), stream));
+  });
+  return {grad_a, grad_b};
+}
+
+}  // namespace dynbatch
