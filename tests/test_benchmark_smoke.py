@@ -59,10 +59,19 @@ def test_tiny_benchmark_writes_every_field(tmp_path, capsys):
             ours["samples_per_second"] / case["runs"]["(a) fixed 32 + reference"]["samples_per_second"]
         )
         assert set(case["targets"]) == {"speedup (b)/(a)", "accuracy (b)-(a)"}
-    for plot in results["batching"]["plots"] + ops["plots"] + training["plots"]:
+    calibration = results["calibration"]
+    assert len(calibration["cases"]) == 2
+    for case in calibration["cases"]:
+        assert set(case["strategies"]) == {"calibrated budget", "fixed 32, random"}
+        for row in case["strategies"].values():
+            assert row["steps"] == len(row["fractions"]) > 0 and row["max"] >= row["median"] > 0
+        assert case["fit"]["budget"] > 0 and len(case["fit"]["cost"]) == 3
+        assert set(case["targets"]) == {"max fraction of the limit", "median fraction of the limit"}
+    for plot in results["batching"]["plots"] + ops["plots"] + training["plots"] + calibration["plots"]:
         assert (tmp_path / plot).stat().st_size > 10_000
     out = capsys.readouterr().out
     assert "plan_batches" in out and "soft_align + masked_pool" in out and "ESIM training" in out
+    assert "Calibrated budgets" in out
 
 
 def test_bad_options_end_in_one_line(tmp_path, capsys):

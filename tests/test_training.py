@@ -67,6 +67,28 @@ def test_resume_refuses_other_settings_and_a_fresh_run_refuses_an_old_folder(tmp
         train(TrainConfig(out_dir=str(tmp_path / "none"), resume=True, **TINY))
 
 
+def test_memory_limit_calibrates_the_budget_and_resume_keeps_it(tmp_path):
+    options = {**TINY, "memory_limit": 48 * 2**20, "epochs": 2}
+    whole = train(TrainConfig(out_dir=str(tmp_path / "whole"), **options))
+    run = whole.history[0]
+    assert run["kind"] == "run" and run["calibration"]["memory_limit"] == 48 * 2**20
+    assert run["calibration"]["budget"] > 0 and run["calibration"]["max_relative_error"] < 0.2
+    parted = tmp_path / "parted"
+    train(TrainConfig(out_dir=str(parted), max_steps=7, **options))
+    train(TrainConfig(out_dir=str(parted), resume=True, **options))
+    expected, got = final_weights(tmp_path / "whole"), final_weights(parted)
+    for name in expected:  # calibrating put the weights and RNG back: the same run
+        assert torch.equal(expected[name], got[name]), name
+
+
+def test_a_memory_limit_below_the_model_is_one_line(tmp_path):
+    done = run_cli("--memory-limit", "64KiB", "--synthetic-size", "200", "--embedding-dim", "8",
+                   "--hidden-size", "8", "--out", str(tmp_path / "run"), "--no-progress")  # fmt: skip
+    assert done.returncode == 2
+    (line,) = [l for l in done.stderr.splitlines() if l.startswith("error")]
+    assert "leaves nothing for batches" in line and "raise the limit" in line
+
+
 @pytest.mark.parametrize(
     "options",
     [dict(batching="fixed", step_target=None, fused=False, lstm="padded"),
@@ -176,3 +198,19 @@ def test_synthetic_task_is_balanced_and_labels_follow_the_rule():
             assert not negated and set(plain) <= seen
         elif label == 2:
             assert set(plain) <= seen and any(w in seen for w in negated)
+
+
+@pytest.mark.parametrize("text, value", [("512MiB", 512 * 2**20), ("2GiB", 2 * 2**30),
+                                         ("1.5GB", 1.5e9), ("300000", 3e5), ("64kib", 65536)])  # fmt: skip
+def test_memory_limit_parses_units(text, value):
+    from dynbatch_ext.training.calibration import parse_bytes
+
+    assert parse_bytes(text) == value
+
+
+@pytest.mark.parametrize("text", ["lots", "12XB", "-5MiB", "0"])
+def test_memory_limit_rejects_nonsense(text):
+    from dynbatch_ext.training.calibration import parse_bytes
+
+    with pytest.raises(ValueError, match="--memory-limit"):
+        parse_bytes(text)

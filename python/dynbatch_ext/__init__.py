@@ -9,6 +9,7 @@ from . import _C
 from . import ops, reference  # noqa: F401  (ops registers autograd and fake kernels)
 from . import nn  # noqa: F401
 from .batching import PRESETS, CostModel, PaddingStats, padding_stats, plan_batches
+from .calibration import Calibration, calibrate
 from .sampler import BucketBatchSampler
 from .steps import StepPlan, micro_batch_weights, plan_steps
 
@@ -22,11 +23,13 @@ def with_cuda() -> bool:
 
 __all__ = [
     "BucketBatchSampler",
+    "Calibration",
     "CostModel",
     "PRESETS",
     "PaddingStats",
     "StepPlan",
     "__version__",
+    "calibrate",
     "micro_batch_weights",
     "padding_stats",
     "plan_batches",

@@ -128,6 +128,25 @@ def _format_training_table(section: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _format_calibration_table(section: dict) -> str:
+    lines = ["Calibrated budgets: peak memory of every step of one epoch, as a fraction of the limit "
+             f"({section['device']})"]  # fmt: skip
+    for case in section["cases"]:
+        fit = case["fit"]
+        lines += [
+            f"{case['case']}: {case['num_samples']:,} samples, limit "
+            f"{case['memory_limit'] / 2**20:.0f} MiB, fit error on the probes at most "
+            f"{fit['max_relative_error']:.1%}",
+            f"  {'strategy':<22}{'steps':>7}{'max':>8}{'median':>8}{'min':>8}{'max/min':>9}{'over limit':>12}",
+        ]
+        for name, r in case["strategies"].items():
+            lines.append(f"  {name:<22}{r['steps']:>7}{r['max']:>8.2f}{r['median']:>8.2f}"
+                         f"{r['min']:>8.2f}{r['max'] / r['min']:>9.1f}{r['over_limit']:>12}")  # fmt: skip
+        lines += [_target_line(name, t, 2) for name, t in case["targets"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def _check_device(name: str) -> str:
     import torch
 
@@ -150,7 +169,7 @@ def _check_device(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .benchmarks import batching, environment, ops, training
+    from .benchmarks import batching, calibration, environment, ops, training
 
     data_dir = args.data_dir if args.data_dir is not None else datasets.default_data_dir()
     if args.data_dir is not None and not args.data_dir.is_dir():
@@ -178,6 +197,9 @@ def run(args: argparse.Namespace) -> int:
             mode=args.mode, data_dir=data_dir, out_dir=out, device=device.split(":")[0],
             progress=progress, extra_pairs=extra_pairs,
         )  # fmt: skip
+        results["calibration"] = calibration.run(
+            mode=args.mode, out_dir=out, device=device, progress=progress
+        )
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     env = results["environment"]
     print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
@@ -185,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
     print(_format_table(results["batching"]))
     print(_format_ops_table(results["ops"]))
     print(_format_training_table(results["training"]))
-    plots = results["batching"]["plots"] + results["ops"]["plots"] + results["training"]["plots"]
+    print(_format_calibration_table(results["calibration"]))
+    plots = [p for section in ("batching", "ops", "training", "calibration")
+             for p in results[section]["plots"]]  # fmt: skip
     print(f"results.json and plots ({', '.join(plots)}) are in {out.resolve()}/")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from .calibration import parse_bytes
 from .config import TrainConfig
 
 
@@ -30,8 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     batching = parser.add_argument_group("batching")
     batching.add_argument("--batching", choices=("budget", "fixed"), default=d.batching,
                           help="budgeted length-sorted batches (default) or fixed random ones")
-    batching.add_argument("--budget", type=float, default=d.budget,
-                          help=f"micro-batch budget in --cost units (default {d.budget:g})")
+    limit = batching.add_mutually_exclusive_group()
+    limit.add_argument("--budget", type=float, default=d.budget,
+                       help=f"micro-batch budget in --cost units (default {d.budget:g})")
+    limit.add_argument("--memory-limit", type=parse_bytes, default=None,
+                       help="instead of --budget: memory the training may use (e.g. 2GiB); the "
+                            "cost model and budget are calibrated to it on the model first")
     batching.add_argument("--cost", choices=("tokens", "quadratic", "count"), default=d.cost,
                           help="what the budget counts (default: padded tokens)")
     batching.add_argument("--batch-size", type=int, default=d.batch_size,

@@ -20,6 +20,7 @@ class TrainConfig:
     epochs: int = 3
     batching: str = "budget"  # "budget": budgeted batches; "fixed": random batches of batch_size
     budget: float = 1024.0  # per micro-batch, in `cost` units (padded tokens by default)
+    memory_limit: float | None = None  # bytes: calibrate cost and budget to it (budget unused)
     cost: str = "tokens"
     batch_size: int = 32  # batching="fixed" only
     step_target: float | None = 32.0  # samples (or tokens) per optimizer step; None: 1 batch/step
@@ -55,6 +56,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 problems.append(f"{name} must be > 0 (or unset), got {value}")
+        if self.memory_limit is not None and not self.memory_limit > 0:
+            problems.append(f"memory_limit must be > 0 bytes, got {self.memory_limit}")
+        if self.memory_limit is not None and self.batching == "fixed":
+            problems.append("memory_limit calibrates budgeted batches: use batching='budget'")
         if not 0 < self.valid_fraction < 1:
             problems.append(f"valid_fraction must lie in (0, 1), got {self.valid_fraction}")
         if not 0 <= self.dropout < 1:

@@ -14,12 +14,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..batching import CostModel
 from ..datasets import PairData
 from ..nn import ESIM
 from ..sampler import BucketBatchSampler
 from ..steps import micro_batch_weights
 from . import checkpoint
 from .baseline import FixedBatchSampler
+from .calibration import calibrated_plan_cost
 from .config import TrainConfig
 from .data import load_pairs
 from .metrics import MetricsLog, plot_run, read_log
@@ -73,7 +75,7 @@ def _all_sum(values: list[float], world: _World) -> list[float]:
     return totals.tolist()
 
 
-def _make_sampler(config: TrainConfig, pairs: EncodedPairs, world: _World):
+def _make_sampler(config: TrainConfig, pairs: EncodedPairs, world: _World, cost, budget: float):
     if config.batching == "fixed":
         if world.size > 1:
             raise ValueError("batching='fixed' is the single-process baseline; use 'budget' "
@@ -82,19 +84,19 @@ def _make_sampler(config: TrainConfig, pairs: EncodedPairs, world: _World):
     # Without a step target every micro-batch is its own step: a target of 1 sample with at
     # most 1 micro-batch per step.
     return BucketBatchSampler(
-        pairs.lengths(), config.budget, cost=config.cost, max_batch_size=config.micro_batch_cap,
+        pairs.lengths(), budget, cost=cost, max_batch_size=config.micro_batch_cap,
         seed=config.seed, num_replicas=world.size, rank=world.rank,
         step_target=config.step_target or 1.0, step_unit=config.step_unit,
         max_micro_batches=1 if config.step_target is None else config.max_micro_batches,
     )  # fmt: skip
 
 
-def _validation_batches(config: TrainConfig, pairs: EncodedPairs, world: _World):
+def _validation_batches(config: TrainConfig, pairs: EncodedPairs, world: _World, cost, budget):
     if config.batching == "fixed":  # the baseline evaluates as it trains: fixed, padded batches
         return [list(range(i, min(i + config.batch_size, len(pairs))))
                 for i in range(0, len(pairs), config.batch_size)]  # fmt: skip
     return BucketBatchSampler(
-        pairs.lengths(), config.budget, cost=config.cost, max_batch_size=config.micro_batch_cap,
+        pairs.lengths(), budget, cost=cost, max_batch_size=config.micro_batch_cap,
         shuffle=False, num_replicas=world.size, rank=world.rank,
     ).batches()  # fmt: skip
 
@@ -155,7 +157,15 @@ def _train(config: TrainConfig, data, world: _World) -> TrainResult:
                  fused=config.fused, lstm=config.lstm).to(world.device)  # fmt: skip
     # fused: one kernel for all parameters, ~5x faster than the default loop on the CPU here.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
-    sampler = _make_sampler(config, train_set, world)
+    plan_cost, plan_budget, calibration = config.cost, config.budget, None
+    if config.memory_limit is not None:
+        if saved is not None:  # the budget the run started with, not a new calibration
+            calibration = saved["calibration"]
+            plan_cost, plan_budget = CostModel(*calibration["cost"]), calibration["budget"]
+        else:
+            plan_cost, plan_budget, calibration = calibrated_plan_cost(
+                model, optimizer, train_set, len(vocab), config, world.device, world.main)
+    sampler = _make_sampler(config, train_set, world, plan_cost, plan_budget)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=train_set.collate,
                         generator=torch.Generator())  # its own seed draws leave dropout's alone
     torch.manual_seed(config.seed + 1 + world.rank)  # dropout differs between ranks
@@ -170,11 +180,12 @@ def _train(config: TrainConfig, data, world: _World) -> TrainResult:
                      resume_step=step if saved else None, resume_epoch=sampler.epoch)  # fmt: skip
     if saved is None:
         log.write("run", config=config.to_dict(), world_size=world.size, vocab_size=len(vocab),
-                  train_pairs=len(train_set), valid_pairs=len(valid_set))  # fmt: skip
+                  train_pairs=len(train_set), valid_pairs=len(valid_set),
+                  calibration=calibration)  # fmt: skip
     net = model
     if world.size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
-    valid_batches = _validation_batches(config, valid_set, world)
+    valid_batches = _validation_batches(config, valid_set, world, plan_cost, plan_budget)
 
     def save_checkpoint(batches_consumed: int) -> None:
         if not config.save_checkpoints:
@@ -185,6 +196,7 @@ def _train(config: TrainConfig, data, world: _World) -> TrainResult:
                 config=config.to_dict(), vocab=vocab.tokens, model=model.state_dict(),
                 optimizer=optimizer.state_dict(), sampler=sampler.state_dict(batches_consumed),
                 rng=rng, step=step, train_seconds=train_seconds, samples_seen=samples_seen,
+                calibration=calibration,
             ))  # fmt: skip
 
     valid_accuracy = None

@@ -1,0 +1,126 @@
+"""calibrate: the fitted memory model predicts shapes it never saw, and bad input says what to do."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dynbatch_ext import datasets, plan_batches
+from dynbatch_ext.benchmarks.calibration import esim_probe, transformer_probe
+from dynbatch_ext.calibration import calibrate, fit, probe_shapes
+from dynbatch_ext.memory import peak_bytes
+
+CPU = torch.device("cpu")
+
+
+def transformer_step():
+    return transformer_probe(width=32)
+
+
+def esim_step():
+    return esim_probe(width=32)
+
+
+def measured_step_peak(step, make, batch, shape):
+    inputs = make(batch, shape)  # made outside: the probes measure the step, not the batch
+    return peak_bytes(lambda: step(inputs), CPU)
+
+
+@pytest.mark.parametrize(
+    "build, lengths, held_out",
+    [
+        (transformer_step, datasets.synthetic_lengths(2000, seed=0, high=256),
+         [(5, 100), (3, 200), (12, 40), (1, 256), (20, 64)]),
+        (esim_step, datasets.synthetic_pair_lengths(3000, seed=0),
+         [(5, (30, 10)), (3, (60, 20)), (12, (10, 5)), (40, (14, 8)), (1, (80, 40))]),
+    ],
+    ids=["transformer", "esim"],
+)  # fmt: skip
+def test_predictions_hold_on_shapes_not_used_for_the_fit(build, lengths, held_out):
+    model, step, make = build()
+    result = calibrate(step, make, lengths, memory_limit=2**30, model=model, progress=False)
+    probed = {(p["batch"], tuple(p["lengths"])) for p in result.probes}
+    for batch, shape in held_out:
+        key = (batch, shape if isinstance(shape, tuple) else (shape,))
+        assert key not in probed
+        measured = measured_step_peak(step, make, batch, shape)
+        assert result.predict_step(batch, shape) == pytest.approx(measured, rel=0.10), (batch, shape)
+    assert result.fixed_bytes >= sum(p.numel() * 4 for p in model.parameters())
+    if build is transformer_step:
+        assert result.cost.quadratic > 0  # the attention matrices
+
+
+def test_the_budget_keeps_every_planned_batch_under_the_limit():
+    model, step, make = transformer_step()
+    lengths = datasets.synthetic_lengths(2000, seed=1, high=256)
+    limit = 64 * 2**20
+    result = calibrate(step, make, lengths, memory_limit=limit, model=model, progress=False)
+    batches = plan_batches(lengths, result.budget, cost=result.cost)
+    worst = max(result.predict(len(b), int(lengths[b].max())) for b in batches)
+    assert worst <= limit * (1 - result.margin) + 1
+    assert worst >= 0.5 * limit  # and the batches use the memory
+
+
+def test_fit_recovers_known_coefficients_and_stays_non_negative():
+    truth = np.array([100.0, 7.0, 0.5])
+    shapes = [(b, (L,)) for L in (5, 20, 80) for b in (2, 8)]
+    probes = [(b, s, 1000 + b * (truth @ [1, s[0], s[0] ** 2])) for b, s in shapes]
+    coefficients, overhead = fit(probes)
+    np.testing.assert_allclose(coefficients, truth, rtol=1e-8)
+    assert overhead == pytest.approx(1000)
+    flat = [(b, s, 64.0 * b) for b, s in shapes]  # memory that does not grow with L at all
+    coefficients, _ = fit(flat)
+    assert (coefficients >= 0).all() and coefficients[0] == pytest.approx(64)
+
+
+def test_probe_shapes_cover_the_length_range_for_both_batch_sizes():
+    shapes = probe_shapes(np.arange(1, 101))
+    assert {b for b, _ in shapes} == {2, 8}
+    assert max(s[0] for _, s in shapes) == 100 and min(s[0] for _, s in shapes) <= 25
+    pairs = probe_shapes(np.stack([np.arange(1, 101), np.arange(1, 101) // 2 + 1], axis=1))
+    assert all(len(s) == 2 for _, s in pairs)
+
+
+def test_a_limit_below_the_fixed_memory_says_so():
+    model, step, make = transformer_step()
+    with pytest.raises(ValueError, match="leaves nothing for batches.*raise the limit"):
+        calibrate(step, make, np.arange(1, 64), memory_limit=2**16, model=model, progress=False)
+
+
+def test_a_step_that_raises_names_the_probe():
+    calls = []
+
+    def step(batch):
+        calls.append(batch.shape)
+        if len(calls) > 1:
+            raise KeyError("labels")
+
+    with pytest.raises(RuntimeError, match=r"step_fn failed on the probe of 2 samples .*KeyError"):
+        calibrate(step, lambda b, L: torch.zeros(b, L), np.arange(1, 64), memory_limit=2**30,
+                  progress=False)  # fmt: skip
+
+
+def test_a_probe_that_runs_out_of_memory_says_what_to_change():
+    def step(batch):
+        if batch.shape[0] == 8:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(ValueError, match="ran out of memory; pass smaller probe_batch_sizes"):
+        calibrate(step, lambda b, L: torch.zeros(b, L), np.arange(1, 64), memory_limit=2**30,
+                  progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(memory_limit=0), "memory_limit must be a positive"),
+     (dict(memory_limit=2**30, margin=1.0), "margin must lie in")],
+)  # fmt: skip
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        calibrate(lambda b: None, lambda b, L: torch.zeros(b, L), np.arange(1, 64), progress=False, **kwargs)
+
+
+def test_lengths_with_too_few_values_cannot_be_fitted():
+    with pytest.raises(ValueError, match="too few distinct values"):
+        calibrate(lambda b: None, lambda b, L: torch.zeros(b, L), np.full(100, 7),
+                  memory_limit=2**30, progress=False)  # fmt: skip
