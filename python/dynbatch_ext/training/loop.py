@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -205,7 +206,7 @@ def _train(config: TrainConfig, data, world: _World) -> TrainResult:
         sampler.set_epoch(epoch)  # keeps a resumed epoch's position
         sizes = sampler.step_sizes()
         consumed = sampler.state_dict()["batches_done"]  # > 0 only in a resumed epoch
-        done_steps = sum(1 for _ in _prefix_steps(sizes, consumed))
+        done_steps = int(np.searchsorted(np.cumsum(sizes), consumed, side="right"))
         bar = tqdm(total=len(sizes), initial=done_steps, desc=f"epoch {epoch + 1}/{config.epochs}",
                    unit="step", disable=not (config.progress and world.main), leave=False)  # fmt: skip
         seen_ids: list[int] = []
@@ -245,16 +246,6 @@ def _train(config: TrainConfig, data, world: _World) -> TrainResult:
         sampler.set_epoch(epoch + 1)
         save_checkpoint(0)
     return _finish(out, config, world, step, True, samples_seen, train_seconds, valid_accuracy)
-
-
-def _prefix_steps(sizes: list[int], consumed: int):
-    """The steps wholly inside the first `consumed` micro-batches."""
-    total = 0
-    for size in sizes:
-        total += size
-        if total > consumed:
-            return
-        yield size
 
 
 def _train_step(net, model, optimizer, micro_batches: list[PairBatch], config, world):
