@@ -102,6 +102,22 @@ def test_every_configuration_of_the_benchmark_trains(tmp_path, options):
         assert all(r["micro_batches"] == 1 for r in steps)
 
 
+def test_a_diverging_run_stops_with_a_clear_error_not_nan(tmp_path, monkeypatch):
+    from dynbatch_ext.training import loop
+
+    class Diverging(loop.ESIM):  # the logits blow up on the third forward pass
+        calls = 0
+
+        def forward(self, *inputs):
+            Diverging.calls += 1
+            logits = super().forward(*inputs)
+            return logits * float("nan") if Diverging.calls >= 3 else logits
+
+    monkeypatch.setattr(loop, "ESIM", Diverging)
+    with pytest.raises(FloatingPointError, match=r"loss became nan at step \d+ .*Lower --lr"):
+        train(TrainConfig(out_dir=str(tmp_path), epochs=1, **TINY))
+
+
 @pytest.mark.parametrize(
     "change, message",
     [(dict(batching="sorted"), "batching must be"), (dict(budget=0), "budget must be > 0"),

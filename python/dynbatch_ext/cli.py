@@ -33,3 +33,6 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as error:  # bad options or data: one line, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except FloatingPointError as error:  # training diverged: say so, and what to try
+        print(f"error: {error}", file=sys.stderr)
+        return 1

@@ -220,6 +220,12 @@ def _train(config: TrainConfig, data, world: _World) -> TrainResult:
             step += 1
             consumed += len(micro_batches)
             loss, correct, count = _all_sum([loss, correct, count], world)
+            if not np.isfinite(loss):  # every rank sees the same sum, so all stop together
+                raise FloatingPointError(
+                    f"the training loss became {loss / count} at step {step} (epoch {epoch + 1}); "
+                    "the weights are no longer finite. Lower --lr or --clip, or resume from the "
+                    "last checkpoint"
+                )
             samples_seen += count
             rate = samples_seen / train_seconds if train_seconds else 0.0
             log.write("step", step=step, epoch=epoch, loss=loss / count, accuracy=correct / count,
