@@ -29,8 +29,9 @@ __device__ __forceinline__ void sum_and_argmax(const MaskedPoolParams<T>& p, int
   }
 }
 
-template <typename T>
-__global__ void masked_pool_forward_kernel(MaskedPoolForwardParams<T> p) {
+// Calls body(n, c, len, sum, best, arg) for this thread's feature c of every pair n.
+template <typename T, typename Body>
+__device__ __forceinline__ void for_each_feature(const MaskedPoolParams<T>& p, Body body) {
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (c >= p.dim) return;
   for (int64_t n = blockIdx.y; n < p.batch; n += gridDim.y) {
@@ -38,26 +39,29 @@ __global__ void masked_pool_forward_kernel(MaskedPoolForwardParams<T> p) {
     float sum, best;
     int64_t arg;
     sum_and_argmax(p, n, c, len, sum, best, arg);
-    p.out[n * 2 * p.dim + c] = cuda::from_float<T>(len > 0 ? sum / static_cast<float>(len) : 0.f);
-    p.out[n * 2 * p.dim + p.dim + c] = cuda::from_float<T>(len > 0 ? best : 0.f);
+    body(n, c, len, sum, best, arg);
   }
 }
 
 template <typename T>
+__global__ void masked_pool_forward_kernel(MaskedPoolForwardParams<T> p) {
+  for_each_feature(p, [&](int64_t n, int64_t c, int64_t len, float sum, float best, int64_t) {
+    T* out = p.out + n * 2 * p.dim;
+    out[c] = cuda::from_float<T>(len > 0 ? sum / static_cast<float>(len) : 0.f);
+    out[p.dim + c] = cuda::from_float<T>(len > 0 ? best : 0.f);
+  });
+}
+
+template <typename T>
 __global__ void masked_pool_backward_kernel(MaskedPoolBackwardParams<T> p) {
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  if (c >= p.dim) return;
-  for (int64_t n = blockIdx.y; n < p.batch; n += gridDim.y) {
-    const int64_t len = p.len[n];
-    float sum, best;
-    int64_t arg;
-    sum_and_argmax(p, n, c, len, sum, best, arg);
-    const float g_mean = len > 0 ? cuda::to_float(p.grad_out[n * 2 * p.dim + c]) / len : 0.f;
-    const float g_max = cuda::to_float(p.grad_out[n * 2 * p.dim + p.dim + c]);
+  for_each_feature(p, [&](int64_t n, int64_t c, int64_t len, float, float, int64_t arg) {
+    const T* grad_out = p.grad_out + n * 2 * p.dim;
+    const float g_mean = len > 0 ? cuda::to_float(grad_out[c]) / len : 0.f;
+    const float g_max = cuda::to_float(grad_out[p.dim + c]);
     T* g = p.grad_x + n * p.max_len * p.dim + c;
     for (int64_t i = 0; i < p.max_len; ++i)
       g[i * p.dim] = cuda::from_float<T>(i < len ? g_mean + (i == arg ? g_max : 0.f) : 0.f);
-  }
+  });
 }
 
 dim3 grid_for(int64_t batch, int64_t dim) {

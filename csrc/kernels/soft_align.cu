@@ -19,83 +19,88 @@ using cuda::Operand;
 
 constexpr int kWarpsPerBlock = 8;
 
-// Row softmax of S into P (in place allowed): one warp per (pair, i < la) row, over j < lb.
-// With `dim_along_rows` false, the same over columns: one warp per (pair, j < lb), over i < la.
-__global__ void softmax_kernel(const float* scores, float* probs, const int64_t* len_a,
-                               const int64_t* len_b, int64_t batch, int64_t max_a, int64_t max_b,
-                               bool along_rows) {
-  const int lane = threadIdx.x;
-  const int64_t lines = along_rows ? max_a : max_b;
+// The valid rows (i < la, over j < lb) or columns (j < lb, over i < la) of every pair's
+// (max_a, max_b) float matrix, one warp per line. Element k of a line is at base + k * step.
+struct MatrixLines {
+  const int64_t* len_a;
+  const int64_t* len_b;
+  int64_t batch, max_a, max_b;
+  bool rows;
+};
+
+struct Line {
+  int64_t base, step, count;
+};
+
+// This warp's line of pair n; false when the line is padding.
+__device__ __forceinline__ bool line_of(const MatrixLines& m, int64_t n, Line& out) {
   const int64_t line = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.y;
-  for (int64_t n = blockIdx.y; n < batch; n += gridDim.y) {
-    const int64_t la = len_a[n], lb = len_b[n];
-    const int64_t valid_lines = along_rows ? la : lb, count = along_rows ? lb : la;
-    if (line >= lines || line >= valid_lines) continue;
-    const int64_t base = n * max_a * max_b + (along_rows ? line * max_b : line);
-    const int64_t step = along_rows ? 1 : max_b;
-    float largest = -INFINITY;
-    for (int64_t k = lane; k < count; k += 32) largest = fmaxf(largest, scores[base + k * step]);
-    largest = cuda::warp_max(largest);
-    float total = 0.f;
-    for (int64_t k = lane; k < count; k += 32) total += expf(scores[base + k * step] - largest);
-    total = cuda::warp_sum(total);
-    // Every lane has read its scores before the warp sum, so writing in place is safe.
-    for (int64_t k = lane; k < count; k += 32)
-      probs[base + k * step] = expf(scores[base + k * step] - largest) / total;
-  }
+  const int64_t la = m.len_a[n], lb = m.len_b[n];
+  if (line >= (m.rows ? la : lb)) return false;  // la <= max_a, lb <= max_b
+  out.base = n * m.max_a * m.max_b + (m.rows ? line * m.max_b : line);
+  out.step = m.rows ? 1 : m.max_b;
+  out.count = m.rows ? lb : la;
+  return true;
 }
 
-cudaError_t launch_softmax(const float* scores, float* probs, const int64_t* len_a,
-                           const int64_t* len_b, int64_t batch, int64_t max_a, int64_t max_b,
-                           bool along_rows, cudaStream_t stream) {
-  const int64_t lines = along_rows ? max_a : max_b;
-  if (batch == 0 || lines == 0 || max_a == 0 || max_b == 0) return cudaSuccess;
-  const dim3 block(32, kWarpsPerBlock);
-  const dim3 grid(static_cast<unsigned>((lines + kWarpsPerBlock - 1) / kWarpsPerBlock),
-                  static_cast<unsigned>(batch < 65535 ? batch : 65535));
-  softmax_kernel<<<grid, block, 0, stream>>>(scores, probs, len_a, len_b, batch, max_a, max_b,
-                                             along_rows);
-  return cudaGetLastError();
+// Softmax of each line of `scores` into `probs` (in place allowed).
+__global__ void softmax_kernel(MatrixLines m, const float* scores, float* probs) {
+  const int lane = threadIdx.x;
+  Line l;
+  for (int64_t n = blockIdx.y; n < m.batch; n += gridDim.y) {
+    if (!line_of(m, n, l)) continue;
+    float largest = -INFINITY;
+    for (int64_t k = lane; k < l.count; k += 32)
+      largest = fmaxf(largest, scores[l.base + k * l.step]);
+    largest = cuda::warp_max(largest);
+    float total = 0.f;
+    for (int64_t k = lane; k < l.count; k += 32)
+      total += expf(scores[l.base + k * l.step] - largest);
+    total = cuda::warp_sum(total);
+    // Every lane has read its scores before the warp sum, so writing in place is safe.
+    for (int64_t k = lane; k < l.count; k += 32)
+      probs[l.base + k * l.step] = expf(scores[l.base + k * l.step] - largest) / total;
+  }
 }
 
 // dS, given G1 (in: g_a~ B^T) and G2 (in: A g_b~^T): the row pass turns G1 into
 // P_row (G1 - rowsum(P_row G1)); the column pass turns G2 into dS = G1' + P_col (G2 - colsum).
-__global__ void score_grad_kernel(const float* p_row, const float* p_col, float* g1, float* g2,
-                                  const int64_t* len_a, const int64_t* len_b, int64_t batch,
-                                  int64_t max_a, int64_t max_b, bool row_pass) {
+__global__ void score_grad_kernel(MatrixLines m, const float* p_row, const float* p_col,
+                                  float* g1, float* g2) {
   const int lane = threadIdx.x;
-  const int64_t lines = row_pass ? max_a : max_b;
-  const int64_t line = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.y;
-  for (int64_t n = blockIdx.y; n < batch; n += gridDim.y) {
-    const int64_t la = len_a[n], lb = len_b[n];
-    const int64_t valid_lines = row_pass ? la : lb, count = row_pass ? lb : la;
-    if (line >= lines || line >= valid_lines) continue;
-    const int64_t base = n * max_a * max_b + (row_pass ? line * max_b : line);
-    const int64_t step = row_pass ? 1 : max_b;
-    const float* p = row_pass ? p_row : p_col;
-    float* g = row_pass ? g1 : g2;
+  const float* p = m.rows ? p_row : p_col;
+  float* g = m.rows ? g1 : g2;
+  Line l;
+  for (int64_t n = blockIdx.y; n < m.batch; n += gridDim.y) {
+    if (!line_of(m, n, l)) continue;
     float dot = 0.f;
-    for (int64_t k = lane; k < count; k += 32) dot += p[base + k * step] * g[base + k * step];
+    for (int64_t k = lane; k < l.count; k += 32)
+      dot += p[l.base + k * l.step] * g[l.base + k * l.step];
     dot = cuda::warp_sum(dot);
-    for (int64_t k = lane; k < count; k += 32) {
-      const int64_t at = base + k * step;
+    for (int64_t k = lane; k < l.count; k += 32) {
+      const int64_t at = l.base + k * l.step;
       const float term = p[at] * (g[at] - dot);
-      g[at] = row_pass ? term : g1[at] + term;
+      g[at] = m.rows ? term : g1[at] + term;
     }
   }
 }
 
-cudaError_t launch_score_grad(const float* p_row, const float* p_col, float* g1, float* g2,
-                              const int64_t* len_a, const int64_t* len_b, int64_t batch,
-                              int64_t max_a, int64_t max_b, bool row_pass, cudaStream_t stream) {
-  const int64_t lines = row_pass ? max_a : max_b;
-  if (batch == 0 || max_a == 0 || max_b == 0) return cudaSuccess;
+// One warp per line of the padded extent; nothing to launch when the matrices are empty.
+template <typename... Args>
+cudaError_t launch_lines(void (*kernel)(MatrixLines, Args...), const MatrixLines& m,
+                         cudaStream_t stream, Args... args) {
+  const int64_t lines = m.rows ? m.max_a : m.max_b;
+  if (m.batch == 0 || m.max_a == 0 || m.max_b == 0) return cudaSuccess;
   const dim3 block(32, kWarpsPerBlock);
   const dim3 grid(static_cast<unsigned>((lines + kWarpsPerBlock - 1) / kWarpsPerBlock),
-                  static_cast<unsigned>(batch < 65535 ? batch : 65535));
-  score_grad_kernel<<<grid, block, 0, stream>>>(p_row, p_col, g1, g2, len_a, len_b, batch, max_a,
-                                                max_b, row_pass);
+                  static_cast<unsigned>(m.batch < 65535 ? m.batch : 65535));
+  kernel<<<grid, block, 0, stream>>>(m, args...);
   return cudaGetLastError();
+}
+
+template <typename T>
+MatrixLines lines_of(const SoftAlignParams<T>& p, bool rows) {
+  return MatrixLines{p.len_a, p.len_b, p.batch, p.max_len_a, p.max_len_b, rows};
 }
 
 // Views of the inputs and of the (batch, max_a, max_b) float matrices.
@@ -163,10 +168,9 @@ template <typename T>
 cudaError_t launch_probabilities(const SoftAlignParams<T>& p, float* p_row, float* p_col,
                                  cudaStream_t stream) {
   DYNBATCH_TRY(launch_scores(p.a, p.b, p_row, p, stream));
-  DYNBATCH_TRY(launch_softmax(p_row, p_col, p.len_a, p.len_b, p.batch, p.max_len_a, p.max_len_b,
-                              false, stream));
-  return launch_softmax(p_row, p_row, p.len_a, p.len_b, p.batch, p.max_len_a, p.max_len_b, true,
-                        stream);
+  const float* scores = p_row;
+  DYNBATCH_TRY(launch_lines(softmax_kernel, lines_of(p, false), stream, scores, p_col));
+  return launch_lines(softmax_kernel, lines_of(p, true), stream, scores, p_row);
 }
 
 }  // namespace
@@ -198,10 +202,11 @@ cudaError_t launch_soft_align_backward(const SoftAlignBackwardParams<T>& p, floa
   DYNBATCH_TRY(launch_probabilities(p, p_row, p_col, stream));
   DYNBATCH_TRY(launch_scores(p.grad_a_tilde, p.b, g1, p, stream));  // G1 = g_a~ B^T
   DYNBATCH_TRY(launch_scores(p.a, p.grad_b_tilde, g2, p, stream));  // G2 = A g_b~^T
-  DYNBATCH_TRY(launch_score_grad(p_row, p_col, g1, g2, p.len_a, p.len_b, p.batch, p.max_len_a,
-                                 p.max_len_b, true, stream));
-  DYNBATCH_TRY(launch_score_grad(p_row, p_col, g1, g2, p.len_a, p.len_b, p.batch, p.max_len_a,
-                                 p.max_len_b, false, stream));  // g2 now holds dS
+  const float *probs_row = p_row, *probs_col = p_col;
+  DYNBATCH_TRY(launch_lines(score_grad_kernel, lines_of(p, true), stream, probs_row, probs_col,
+                            g1, g2));
+  DYNBATCH_TRY(launch_lines(score_grad_kernel, lines_of(p, false), stream, probs_row, probs_col,
+                            g1, g2));  // g2 now holds dS
   const Extent la{p.len_a, p.max_len_a}, lb{p.len_b, p.max_len_b};
   // grad_a = P_col g_b~ + dS B (inner over j < lb).
   DYNBATCH_TRY(launch_mix<T>(matrix(p_col, p.max_len_a, p.max_len_b),
