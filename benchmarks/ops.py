@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from dynbatch_ext import datasets, ops, reference
 
-from .memory import peak_bytes
+from dynbatch_ext.memory import peak_bytes
 from .targets import target
 from .timing import compare
 

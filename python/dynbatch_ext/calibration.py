@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ._checks import as_lengths, check_positive_real
 from .batching import CostModel
-from .memory import peak_bytes
+from .memory import live_bytes_after, peak_bytes
 
 LENGTH_QUANTILES = (0.2, 0.5, 0.8, 0.95, 1.0)
 PROBE_BATCH_SIZES = (2, 8)
@@ -206,8 +206,6 @@ def _measure_left_behind(step_fn, make_batch, batch_size, shape, device) -> floa
             step_fn(batch)
             torch.cuda.synchronize(device)
             return float(torch.cuda.memory_allocated(device) - before)
-        from .memory import live_bytes_after
-
         return float(live_bytes_after(lambda: step_fn(batch)))
     except torch.OutOfMemoryError as error:
         raise ValueError(f"the warm-up step of {batch_size} samples at length {shape} ran out of "
