@@ -25,9 +25,15 @@ struct CudaStorage<at::BFloat16> {
 
 }  // namespace dynbatch
 
-// Runs the body with `kernel_t` bound to the CUDA storage type of `dtype` (float32/16, bf16).
-#define DYNBATCH_DISPATCH_CUDA(dtype, name, ...)                                       \
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, name, [&] {         \
-    using kernel_t = typename ::dynbatch::CudaStorage<scalar_t>::type;                 \
-    __VA_ARGS__();                                                                     \
+// Runs the body with `kernel_t` bound to the CUDA storage type of `dtype`: float32, float16 and
+// bfloat16 only, the types the .cu files instantiate (any other case here would reference a
+// launcher that does not exist, and the module would fail to load).
+#define DYNBATCH_CUDA_CASE(enum_type, ...)                                           \
+  AT_DISPATCH_CASE(enum_type, [&] {                                                  \
+    using kernel_t = typename ::dynbatch::CudaStorage<scalar_t>::type;               \
+    __VA_ARGS__();                                                                   \
   })
+#define DYNBATCH_DISPATCH_CUDA(dtype, name, ...)                                     \
+  AT_DISPATCH_SWITCH(dtype, name, DYNBATCH_CUDA_CASE(at::kFloat, __VA_ARGS__)        \
+                     DYNBATCH_CUDA_CASE(at::kHalf, __VA_ARGS__)                      \
+                     DYNBATCH_CUDA_CASE(at::kBFloat16, __VA_ARGS__))
