@@ -59,6 +59,9 @@ def test_tiny_benchmark_writes_every_field(tmp_path, capsys):
             ours["samples_per_second"] / case["runs"]["(a) fixed 32 + reference"]["samples_per_second"]
         )
         assert set(case["targets"]) == {"speedup (b)/(a)", "accuracy (b)-(a)"}
+        padded = {k: r["padded_tokens_per_sample"] for k, r in case["runs"].items()}
+        assert case["padded_tokens_a_over_b"] == pytest.approx(padded[TRAINING_RUNS[0]] / padded[TRAINING_RUNS[1]])
+        assert all(0 < r["padding_efficiency"] <= 1 for r in case["runs"].values())
     calibration = results["calibration"]
     assert len(calibration["cases"]) == 2
     for case in calibration["cases"]:
@@ -72,6 +75,19 @@ def test_tiny_benchmark_writes_every_field(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "plan_batches" in out and "soft_align + masked_pool" in out and "ESIM training" in out
     assert "Calibrated budgets" in out
+
+
+def test_sections_measures_only_those_asked_for(tmp_path, capsys):
+    assert main(["bench", "--tiny", "--sections", "ops", "batching", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {"batching", "ops"} <= set(results) and not {"training", "calibration"} & set(results)
+    out = capsys.readouterr().out
+    assert out.index("plan_batches") < out.index("soft_align + masked_pool")  # the usual order
+    assert "ESIM training" not in out
+    with pytest.raises(SystemExit) as exit_:  # argparse's usage error
+        main(["bench", "--tiny", "--sections", "speed", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'speed'" in capsys.readouterr().err
 
 
 def test_bad_options_end_in_one_line(tmp_path, capsys):

@@ -13,6 +13,7 @@ from dynbatch_ext.datasets import PairData
 from dynbatch_ext.training import (
     EncodedPairs, FixedBatchSampler, TrainConfig, Vocabulary, synthetic_pairs, train,
 )  # fmt: skip
+from dynbatch_ext.training.data import load_pairs
 from dynbatch_ext.training.metrics import read_log
 
 TINY = dict(synthetic_size=240, embedding_dim=8, hidden_size=8, dropout=0.3, progress=False,
@@ -53,6 +54,9 @@ def test_metrics_log_holds_steps_epochs_and_effective_batch(tmp_path):
     steps = [r for r in records if r["kind"] == "step"]
     assert sum(r["samples"] for r in steps) == 2 * 192  # 80% of 240, twice
     assert all(np.isfinite(r["loss"]) for r in steps)
+    train_pairs = load_pairs(TrainConfig(**TINY))[0]
+    assert sum(r["tokens"] for r in steps) == 2 * int(train_pairs.token_lengths().sum())
+    assert all(r["tokens"] <= r["padded_tokens"] for r in steps)
     assert result.valid_accuracy == epochs[-1]["valid_accuracy"]
 
 

@@ -16,6 +16,9 @@ from . import datasets
 from .batching import plan_batches
 
 
+SECTIONS = ("batching", "ops", "training", "calibration")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_const", dest="mode", const="quick",
@@ -34,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="length unit of single texts in --data (default: whitespace tokens)")
     parser.add_argument("--device", default="cpu",
                         help="device of the ops benchmark: cpu (default) or cuda[:N]")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        metavar="SECTION", help=f"which to measure: {', '.join(SECTIONS)} "
+                                                "(default: all)")  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder with snli_1.0_dev.tsv and chnsenticorp_htl_all.csv "
                              "(default: $DYNBATCH_DATA_DIR or ../shared/data); the synthetic "
@@ -115,14 +121,18 @@ def _format_training_table(section: dict) -> str:
             f"{case['case']}: {case['train_pairs']:,} training / {case['valid_pairs']:,} validation "
             f"pairs, d={case['dims']}, {case['epochs']} epoch(s), {section['device']}",
             f"  {'configuration':<42}{'samples/s':>10}{'accuracy':>10}{'steps':>7}"
-            f"{'samples/step min-med-max':>27}{'loss noise':>12}",
+            f"{'samples/step min-med-max':>27}{'loss noise':>12}{'real/padded':>13}",
         ]
         for name, r in case["runs"].items():
             per = r["samples_per_step"]
             spread = f"{per['min']}-{per['median']:.0f}-{per['max']}"
             lines.append(f"  {name:<42}{r['samples_per_second']:>10.0f}{r['valid_accuracy']:>10.3f}"
-                         f"{r['steps']:>7}{spread:>27}{r['loss_noise']:>12.3f}")  # fmt: skip
+                         f"{r['steps']:>7}{spread:>27}{r['loss_noise']:>12.3f}"
+                         f"{r['padding_efficiency']:>13.2f}")  # fmt: skip
         lines += [_target_line(name, t, 2) for name, t in case["targets"].items()]
+        # Where time follows padded tokens, removing padding gives this much and no more.
+        lines.append(f"  ceiling from padding alone: {case['padded_tokens_a_over_b']:.2f}x "
+                     "((a)'s padded tokens per sample over (b)'s)")  # fmt: skip
         lines.append("")
     lines += [f"note: {n}" for n in section["notes"]]
     return "\n".join(lines) + "\n"
@@ -185,30 +195,31 @@ def run(args: argparse.Namespace) -> int:
         extra_pairs = args.data if case.lengths.ndim == 2 else None
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    results = {"mode": args.mode, "environment": environment.describe(device)}
-    with tqdm(desc="batching", unit="step", leave=False) as progress:
-        results["batching"] = batching.run(
-            mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress, extra_cases=extra
-        )
-        results["ops"] = ops.run(
-            mode=args.mode, data_dir=data_dir, out_dir=out, device=device, progress=progress
-        )
-        results["training"] = training.run(
+    measure = {
+        "batching": lambda progress: batching.run(
+            mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress, extra_cases=extra),
+        "ops": lambda progress: ops.run(
+            mode=args.mode, data_dir=data_dir, out_dir=out, device=device, progress=progress),
+        "training": lambda progress: training.run(
             mode=args.mode, data_dir=data_dir, out_dir=out, device=device.split(":")[0],
-            progress=progress, extra_pairs=extra_pairs,
-        )  # fmt: skip
-        results["calibration"] = calibration.run(
-            mode=args.mode, out_dir=out, device=device, progress=progress
-        )
+            progress=progress, extra_pairs=extra_pairs),
+        "calibration": lambda progress: calibration.run(
+            mode=args.mode, out_dir=out, device=device, progress=progress),
+    }  # fmt: skip
+    tables = {"batching": _format_table, "ops": _format_ops_table,
+              "training": _format_training_table, "calibration": _format_calibration_table}  # fmt: skip
+    sections = [name for name in SECTIONS if name in args.sections]  # in the usual order
+    results = {"mode": args.mode, "environment": environment.describe(device)}
+    with tqdm(unit="step", leave=False) as progress:
+        for name in sections:
+            progress.set_description(name)
+            results[name] = measure[name](progress)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     env = results["environment"]
     print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
           f"({env['cpu_cores']} cores) | {args.mode} mode\n")  # fmt: skip
-    print(_format_table(results["batching"]))
-    print(_format_ops_table(results["ops"]))
-    print(_format_training_table(results["training"]))
-    print(_format_calibration_table(results["calibration"]))
-    plots = [p for section in ("batching", "ops", "training", "calibration")
-             for p in results[section]["plots"]]  # fmt: skip
+    for name in sections:
+        print(tables[name](results[name]))
+    plots = [p for name in sections for p in results[name]["plots"]]
     print(f"results.json and plots ({', '.join(plots)}) are in {out.resolve()}/")
     return 0

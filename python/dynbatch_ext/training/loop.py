@@ -213,13 +213,15 @@ def _train(config: TrainConfig, data, world: _World) -> TrainResult:
         model.train()
         for micro_batches in sampler.group_steps(loader):
             started = time.perf_counter()
-            loss, correct, count = _train_step(net, model, optimizer, micro_batches, config, world)
+            loss, correct, count, tokens, padded = _train_step(net, model, optimizer, micro_batches,
+                                                               config, world)  # fmt: skip
             train_seconds += time.perf_counter() - started
             if config.log_sample_ids:
                 seen_ids.extend(i for mb in micro_batches for i in mb.ids.tolist())
             step += 1
             consumed += len(micro_batches)
-            loss, correct, count = _all_sum([loss, correct, count], world)
+            loss, correct, count, tokens, padded = _all_sum([loss, correct, count, tokens, padded],
+                                                            world)  # fmt: skip
             if not np.isfinite(loss):  # every rank sees the same sum, so all stop together
                 raise FloatingPointError(
                     f"the training loss became {loss / count} at step {step} (epoch {epoch + 1}); "
@@ -229,7 +231,8 @@ def _train(config: TrainConfig, data, world: _World) -> TrainResult:
             samples_seen += count
             rate = samples_seen / train_seconds if train_seconds else 0.0
             log.write("step", step=step, epoch=epoch, loss=loss / count, accuracy=correct / count,
-                      samples=count, micro_batches=len(micro_batches),
+                      samples=count, tokens=int(tokens), padded_tokens=int(padded),
+                      micro_batches=len(micro_batches),
                       seconds=train_seconds, samples_per_second=rate)  # fmt: skip
             bar.set_postfix(loss=f"{loss / count:.3f}", samples_s=f"{rate:.0f}")
             bar.update()
@@ -256,7 +259,8 @@ def _train(config: TrainConfig, data, world: _World) -> TrainResult:
 
 def _train_step(net, model, optimizer, micro_batches: list[PairBatch], config, world):
     """Accumulates one step's micro-batches, each weighted by its share of the step's samples,
-    then clips and steps. Returns this rank's (loss sum, correct, samples)."""
+    then clips and steps. Returns this rank's (loss sum, correct, samples, real tokens, padded
+    tokens)."""
     weights = micro_batch_weights([len(mb) for mb in micro_batches])
     loss_sum = correct = 0.0
     for k, (batch, weight) in enumerate(zip(micro_batches, weights)):
@@ -273,7 +277,8 @@ def _train_step(net, model, optimizer, micro_batches: list[PairBatch], config, w
     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss_sum, correct, float(sum(len(mb) for mb in micro_batches))
+    real, padded = np.sum([mb.token_counts() for mb in micro_batches], axis=0)
+    return loss_sum, correct, float(sum(len(mb) for mb in micro_batches)), float(real), float(padded)
 
 
 def _finish(out, config, world, step, finished, samples_seen, train_seconds, valid_accuracy):

@@ -59,6 +59,12 @@ class PairBatch:
     def inputs(self) -> tuple[torch.Tensor, ...]:
         return self.premise, self.premise_lengths, self.hypothesis, self.hypothesis_lengths
 
+    def token_counts(self) -> tuple[int, int]:
+        """(real, padded) tokens of both sentences: padded is what LSTMs over the padded
+        tensors run over."""
+        real = int(self.premise_lengths.sum()) + int(self.hypothesis_lengths.sum())
+        return real, self.premise.numel() + self.hypothesis.numel()
+
 
 def _pad(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = np.array([len(r) for r in rows], dtype=np.int64)
