@@ -81,7 +81,9 @@ def run(mode: str, data_dir: Path | None, out_dir: Path, device: str, progress,
         extra_pairs: Path | None = None, seed: int = 0) -> dict:  # fmt: skip
     size = SIZES[mode]
     cases = []
-    for name, (train_pairs, valid_pairs) in _data_sets(mode, data_dir, extra_pairs, seed):
+    data_sets = list(_data_sets(mode, data_dir, extra_pairs, seed))
+    progress.reset(total=len(data_sets) * len(CONFIGS))
+    for name, (train_pairs, valid_pairs) in data_sets:
         runs = {}
         for label, options in CONFIGS.items():
             progress.set_description(f"training: {name}, {label}")

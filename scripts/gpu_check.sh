@@ -7,7 +7,8 @@
 #   3. compute-sanitizer memcheck and racecheck over the CUDA op tests;
 #   4. the benchmark with --device cuda (B = 32, 512, 4096; float32 and bfloat16).
 # Logs and results go to $OUT (default gpu-results/). Extra arguments go to the benchmark
-# (e.g. --quick). Exit status: non-zero if a step failed; later steps still run.
+# (e.g. --quick, or --sections ops to time only the kernels where device time is short).
+# Exit status: non-zero if a step failed; later steps still run.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-gpu-results}
