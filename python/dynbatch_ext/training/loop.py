@@ -130,7 +130,10 @@ def train(config: TrainConfig, data: tuple[PairData, PairData] | None = None) ->
     `config.out_dir`. `data` = (train, valid) pairs overrides the config's files."""
     world, joined = _join_world(config.device)
     try:
-        return _train(config, data, world)
+        result = _train(config, data, world)
+        if joined:  # leave together: gloo aborts a rank that tears down while a peer still works
+            dist.barrier()
+        return result
     finally:
         if joined:
             dist.destroy_process_group()
