@@ -52,8 +52,12 @@ def _sdpa_align(a, b, len_a, len_b):
 def _sdpa_pair(a, b, len_a, len_b):
     valid_a = reference.length_mask(len_a, a.shape[1])
     valid_b = reference.length_mask(len_b, b.shape[1])
-    a_tilde = F.scaled_dot_product_attention(a, b, b, attn_mask=valid_b[:, None, :], scale=1.0)
-    b_tilde = F.scaled_dot_product_attention(b, a, a, attn_mask=valid_a[:, None, :], scale=1.0)
+    # (B, 1 head, L, d): the fused CUDA backends take 4-D inputs only (3-D finds no kernel).
+    a4, b4 = a[:, None], b[:, None]
+    a_tilde = F.scaled_dot_product_attention(a4, b4, b4, attn_mask=valid_b[:, None, None, :],
+                                             scale=1.0)[:, 0]  # fmt: skip
+    b_tilde = F.scaled_dot_product_attention(b4, a4, a4, attn_mask=valid_a[:, None, None, :],
+                                             scale=1.0)[:, 0]  # fmt: skip
     return a_tilde * valid_a[..., None], b_tilde * valid_b[..., None]
 
 

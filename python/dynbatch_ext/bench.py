@@ -210,16 +210,16 @@ def run(args: argparse.Namespace) -> int:
               "training": _format_training_table, "calibration": _format_calibration_table}  # fmt: skip
     sections = [name for name in SECTIONS if name in args.sections]  # in the usual order
     results = {"mode": args.mode, "environment": environment.describe(device)}
+    env = results["environment"]
+    print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
+          f"({env['cpu_cores']} cores) | {args.mode} mode\n", flush=True)  # fmt: skip
     with tqdm(unit="step", leave=False) as progress:
         for name in sections:
             progress.set_description(name)
             results[name] = measure[name](progress)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
-    env = results["environment"]
-    print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
-          f"({env['cpu_cores']} cores) | {args.mode} mode\n")  # fmt: skip
-    for name in sections:
-        print(tables[name](results[name]))
+            # Each section is saved and shown when done: a later one that fails loses nothing.
+            (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+            progress.write(tables[name](results[name]))
     plots = [p for name in sections for p in results[name]["plots"]]
     print(f"results.json and plots ({', '.join(plots)}) are in {out.resolve()}/")
     return 0
