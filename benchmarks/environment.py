@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import subprocess
 
 import numpy as np
 import torch
@@ -37,6 +38,21 @@ def describe(device: str = "cpu") -> dict:
         "device": device,
     }
     if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(device)
+        properties = torch.cuda.get_device_properties(device)
+        info["gpu"] = properties.name
+        info["gpu_memory_bytes"] = properties.total_memory
+        info["compute_capability"] = f"{properties.major}.{properties.minor}"
         info["cuda"] = torch.version.cuda
+        info["driver"] = nvidia_driver(torch.device(device).index or torch.cuda.current_device())
     return info
+
+
+def nvidia_driver(index: int) -> str | None:
+    """The NVIDIA driver's version, as nvidia-smi reports it (None where it cannot be asked)."""
+    try:
+        done = subprocess.run(["nvidia-smi", f"--id={index}", "--query-gpu=driver_version",
+                               "--format=csv,noheader"], capture_output=True, text=True,
+                              timeout=60, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None

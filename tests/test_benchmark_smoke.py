@@ -127,3 +127,12 @@ def test_bad_data_and_device_end_in_one_line(tmp_path, capsys):
         assert main(["bench", "--tiny", "--out", str(tmp_path / "out"), *options]) == 2
         error = capsys.readouterr().err.strip()
         assert "\n" not in error and message in error, error
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_figures_record_device_driver_and_versions():
+    from dynbatch_ext.benchmarks import environment
+
+    env = environment.describe("cuda")
+    for key in ("gpu", "driver", "cuda", "compute_capability", "gpu_memory_bytes", "torch", "date"):
+        assert env[key] not in (None, ""), key

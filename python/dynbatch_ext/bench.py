@@ -211,8 +211,9 @@ def run(args: argparse.Namespace) -> int:
     sections = [name for name in SECTIONS if name in args.sections]  # in the usual order
     results = {"mode": args.mode, "environment": environment.describe(device)}
     env = results["environment"]
+    gpu = f" | {env['gpu']} (driver {env['driver']}, CUDA {env['cuda']})" if "gpu" in env else ""
     print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
-          f"({env['cpu_cores']} cores) | {args.mode} mode\n", flush=True)  # fmt: skip
+          f"({env['cpu_cores']} cores){gpu} | {args.mode} mode\n", flush=True)  # fmt: skip
     with tqdm(unit="step", leave=False) as progress:
         for name in sections:
             progress.set_description(name)
