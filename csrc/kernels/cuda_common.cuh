@@ -8,6 +8,13 @@
 
 #include <cstdint>
 
+// Every kernel launch goes through this macro, so that tests/cuda_emulator can run the kernels
+// on the CPU (it defines the macro first); with nvcc it is the usual triple-chevron launch.
+#ifndef DYNBATCH_LAUNCH
+#define DYNBATCH_LAUNCH(kernel, grid, block, stream, ...) \
+  kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
+#endif
+
 namespace dynbatch {
 namespace cuda {
 
@@ -125,7 +132,8 @@ cudaError_t launch_batched_gemm(const GemmParams<TA, TB, TC>& p, cudaStream_t st
   const dim3 grid(static_cast<unsigned>((cols + kTile - 1) / kTile),
                   static_cast<unsigned>((rows + kTile - 1) / kTile),
                   static_cast<unsigned>(p.batch < 65535 ? p.batch : 65535));
-  batched_gemm_kernel<<<grid, block, 0, stream>>>(p);
+  const auto kernel = batched_gemm_kernel<TA, TB, TC>;
+  DYNBATCH_LAUNCH(kernel, grid, block, stream, p);
   return cudaGetLastError();
 }
 

@@ -94,7 +94,7 @@ cudaError_t launch_lines(void (*kernel)(MatrixLines, Args...), const MatrixLines
   const dim3 block(32, kWarpsPerBlock);
   const dim3 grid(static_cast<unsigned>((lines + kWarpsPerBlock - 1) / kWarpsPerBlock),
                   static_cast<unsigned>(m.batch < 65535 ? m.batch : 65535));
-  kernel<<<grid, block, 0, stream>>>(m, args...);
+  DYNBATCH_LAUNCH(kernel, grid, block, stream, m, args...);
   return cudaGetLastError();
 }
 

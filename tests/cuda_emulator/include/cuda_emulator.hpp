@@ -1,0 +1,214 @@
+// A CPU stand-in for the few CUDA features csrc/kernels/*.cu use, so that their kernels run, and
+// are checked against a reference, on a machine without a GPU (tests/test_cuda_kernels_emulated.py).
+//
+// Each block runs on its own, one block after another. Its threads are fibers (ucontext) on one OS
+// thread, switched at __syncthreads and warp shuffles. A barrier opens when every thread of the
+// block (every lane of the warp, for a shuffle) that has not returned is waiting at it; threads
+// waiting at different barriers are a deadlock, and a shuffle with a lane that has returned is an
+// error: both abort with a message. __shared__ arrays are statics, which is one copy per block
+// because blocks run one at a time. What this cannot show: data races between real threads,
+// memory-model effects and speed (compute-sanitizer and the benchmark, on a GPU, do).
+#pragma once
+
+#include <ucontext.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <vector>
+
+using std::isnan;  // device code calls isnan unqualified, as CUDA allows
+
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+using cudaError_t = int;
+constexpr cudaError_t cudaSuccess = 0;
+using cudaStream_t = struct CUstream_st*;
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+
+namespace emu {
+
+enum class State { Runnable, AtBlockBarrier, AtWarpBarrier, Done };
+
+struct Fiber {
+  ucontext_t context;
+  dim3 thread;
+  State state = State::Runnable;
+  float shuffled = 0.f;  // the value this lane offers to a shuffle
+  float offered = 0.f;   // its value when the warp's shuffle opened
+};
+
+struct Grid {
+  dim3 grid, block, block_index;
+  std::vector<Fiber> fibers;
+  std::vector<std::unique_ptr<char[]>> stacks;
+  ucontext_t scheduler;
+  size_t current = 0;
+  std::function<void()> body;
+};
+
+inline Grid*& grid_in_flight() {
+  static Grid* grid = nullptr;
+  return grid;
+}
+inline Fiber& this_fiber() { return grid_in_flight()->fibers[grid_in_flight()->current]; }
+
+[[noreturn]] inline void fail(const char* what) {
+  const Grid& g = *grid_in_flight();
+  std::fprintf(stderr, "cuda emulator: %s (block %u,%u,%u)\n", what, g.block_index.x,
+               g.block_index.y, g.block_index.z);
+  std::abort();
+}
+
+inline void wait_at(State barrier) {
+  Fiber& fiber = this_fiber();
+  fiber.state = barrier;
+  swapcontext(&fiber.context, &grid_in_flight()->scheduler);
+}
+
+inline void fiber_entry() {
+  grid_in_flight()->body();
+  this_fiber().state = State::Done;  // uc_link returns to the scheduler
+}
+
+// Opens what can open: a warp whose lanes all wait at a shuffle, else the block barrier when
+// every thread still running waits there. False: nothing could open (a deadlock).
+inline bool open_barriers(Grid& g) {
+  bool opened = false;
+  for (size_t base = 0; base < g.fibers.size(); base += 32) {
+    const size_t end = base + 32 < g.fibers.size() ? base + 32 : g.fibers.size();
+    size_t waiting = 0, done = 0;
+    for (size_t k = base; k < end; ++k) {
+      waiting += g.fibers[k].state == State::AtWarpBarrier;
+      done += g.fibers[k].state == State::Done;
+    }
+    if (waiting == 0) continue;
+    if (end - base != 32 || done > 0) fail("a warp shuffle with a lane that has returned or does not exist");
+    if (waiting != 32) continue;
+    for (size_t k = base; k < end; ++k) {
+      g.fibers[k].offered = g.fibers[k].shuffled;
+      g.fibers[k].state = State::Runnable;
+    }
+    opened = true;
+  }
+  if (opened) return true;
+  size_t running = 0, at_barrier = 0;
+  for (const Fiber& f : g.fibers) {
+    running += f.state != State::Done;
+    at_barrier += f.state == State::AtBlockBarrier;
+  }
+  if (running == 0 || at_barrier != running) return false;
+  for (Fiber& f : g.fibers)
+    if (f.state == State::AtBlockBarrier) f.state = State::Runnable;
+  return true;
+}
+
+inline void run_block(Grid& g) {
+  const size_t stack_size = 1 << 17;
+  for (size_t k = 0; k < g.fibers.size(); ++k) {
+    Fiber& f = g.fibers[k];
+    f.state = State::Runnable;
+    getcontext(&f.context);
+    f.context.uc_stack.ss_sp = g.stacks[k].get();
+    f.context.uc_stack.ss_size = stack_size;
+    f.context.uc_link = &g.scheduler;
+    makecontext(&f.context, fiber_entry, 0);
+  }
+  for (;;) {
+    bool ran = false;
+    for (size_t k = 0; k < g.fibers.size(); ++k) {
+      if (g.fibers[k].state != State::Runnable) continue;
+      g.current = k;
+      swapcontext(&g.scheduler, &g.fibers[k].context);
+      ran = true;
+    }
+    if (ran) continue;
+    bool all_done = true;
+    for (const Fiber& f : g.fibers) all_done = all_done && f.state == State::Done;
+    if (all_done) return;
+    if (!open_barriers(g)) fail("deadlock: threads wait at different barriers (divergent __syncthreads?)");
+  }
+}
+
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || block.x * block.y * block.z == 0 ||
+      block.x * block.y * block.z > 1024)
+    std::abort();  // a launch CUDA would refuse: the launchers must never make one
+  Grid g;
+  g.grid = grid;
+  g.block = block;
+  const size_t threads = size_t{block.x} * block.y * block.z;
+  g.fibers.resize(threads);
+  for (size_t k = 0; k < threads; ++k) {
+    g.fibers[k].thread = dim3(k % block.x, (k / block.x) % block.y, k / (size_t{block.x} * block.y));
+    g.stacks.emplace_back(new char[1 << 17]);
+  }
+  g.body = [&] { kernel(args...); };
+  grid_in_flight() = &g;
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        g.block_index = dim3(x, y, z);
+        run_block(g);
+      }
+  grid_in_flight() = nullptr;
+}
+
+}  // namespace emu
+
+#define threadIdx (::emu::this_fiber().thread)
+#define blockIdx (::emu::grid_in_flight()->block_index)
+#define blockDim (::emu::grid_in_flight()->block)
+#define gridDim (::emu::grid_in_flight()->grid)
+#define DYNBATCH_LAUNCH(kernel, grid, block, stream, ...) ::emu::launch(kernel, grid, block, __VA_ARGS__)
+
+inline void __syncthreads() { ::emu::wait_at(::emu::State::AtBlockBarrier); }
+
+inline float __shfl_xor_sync(unsigned mask, float value, int lane_mask) {
+  if (mask != 0xffffffffu) ::emu::fail("only full-warp shuffles are emulated");
+  ::emu::Fiber& me = ::emu::this_fiber();
+  me.shuffled = value;
+  ::emu::wait_at(::emu::State::AtWarpBarrier);
+  const size_t k = ::emu::grid_in_flight()->current;
+  const size_t partner = (k & ~size_t{31}) | ((k & 31) ^ static_cast<size_t>(lane_mask & 31));
+  return ::emu::grid_in_flight()->fibers[partner].offered;
+}
+
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+
+// Storage types, rounded as the GPU rounds them (to nearest, ties to even).
+struct __half {
+  _Float16 value;
+};
+inline __half __float2half_rn(float v) { return __half{static_cast<_Float16>(v)}; }
+inline float __half2float(__half h) { return static_cast<float>(h.value); }
+
+struct __nv_bfloat16 {
+  uint16_t bits;
+};
+inline __nv_bfloat16 __float2bfloat16_rn(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  if (std::isnan(v)) return __nv_bfloat16{0x7fc0};
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return __nv_bfloat16{static_cast<uint16_t>(u >> 16)};
+}
+inline float __bfloat162float(__nv_bfloat16 b) {
+  const uint32_t u = static_cast<uint32_t>(b.bits) << 16;
+  float v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
