@@ -43,7 +43,8 @@ def describe(device: str = "cpu") -> dict:
         info["gpu_memory_bytes"] = properties.total_memory
         info["compute_capability"] = f"{properties.major}.{properties.minor}"
         info["cuda"] = torch.version.cuda
-        info["driver"] = nvidia_driver(torch.device(device).index or torch.cuda.current_device())
+        index = torch.device(device).index
+        info["driver"] = nvidia_driver(torch.cuda.current_device() if index is None else index)
     return info
 
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda_common.cuh"
 #include "kernels/masked_pool_cuda.h"
 #include "kernels/soft_align_cuda.h"
 
@@ -22,13 +23,9 @@ using Vec = std::vector<double>;
 
 int checks = 0, failures = 0;
 
-float to_float(float v) { return v; }
-float to_float(__half v) { return __half2float(v); }
-float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> T from_float(float v);
-template <> float from_float<float>(float v) { return v; }
-template <> __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <> __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+// The kernels' own conversions of the storage types (round to nearest, ties to even).
+using dynbatch::cuda::from_float;
+using dynbatch::cuda::to_float;
 
 template <typename T> T poison() { return from_float<T>(NAN); }
 template <typename T> const char* name_of();

@@ -40,6 +40,8 @@ using cudaStream_t = struct CUstream_st*;
 
 namespace emu {
 
+constexpr size_t kStackBytes = size_t{1} << 17;  // per thread; the kernels' frames are small
+
 enum class State { Runnable, AtBlockBarrier, AtWarpBarrier, Done };
 
 struct Fiber {
@@ -116,13 +118,12 @@ inline bool open_barriers(Grid& g) {
 }
 
 inline void run_block(Grid& g) {
-  const size_t stack_size = 1 << 17;
   for (size_t k = 0; k < g.fibers.size(); ++k) {
     Fiber& f = g.fibers[k];
     f.state = State::Runnable;
     getcontext(&f.context);
     f.context.uc_stack.ss_sp = g.stacks[k].get();
-    f.context.uc_stack.ss_size = stack_size;
+    f.context.uc_stack.ss_size = kStackBytes;
     f.context.uc_link = &g.scheduler;
     makecontext(&f.context, fiber_entry, 0);
   }
@@ -154,7 +155,7 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) {
   g.fibers.resize(threads);
   for (size_t k = 0; k < threads; ++k) {
     g.fibers[k].thread = dim3(k % block.x, (k / block.x) % block.y, k / (size_t{block.x} * block.y));
-    g.stacks.emplace_back(new char[1 << 17]);
+    g.stacks.emplace_back(new char[kStackBytes]);
   }
   g.body = [&] { kernel(args...); };
   grid_in_flight() = &g;
