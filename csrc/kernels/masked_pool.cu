@@ -74,7 +74,7 @@ dim3 grid_for(int64_t batch, int64_t dim) {
 template <typename T>
 cudaError_t launch_masked_pool_forward(const MaskedPoolForwardParams<T>& p, cudaStream_t stream) {
   if (p.batch == 0 || p.dim == 0) return cudaSuccess;
-  DYNBATCH_LAUNCH(masked_pool_forward_kernel<T>, grid_for(p.batch, p.dim), kThreads, stream, p);
+  DYNBATCH_LAUNCH(masked_pool_forward_kernel<T>, grid_for(p.batch, p.dim), kThreads, 0, stream, p);
   return cudaGetLastError();
 }
 
@@ -82,7 +82,7 @@ template <typename T>
 cudaError_t launch_masked_pool_backward(const MaskedPoolBackwardParams<T>& p,
                                         cudaStream_t stream) {
   if (p.batch == 0 || p.dim == 0 || p.max_len == 0) return cudaSuccess;
-  DYNBATCH_LAUNCH(masked_pool_backward_kernel<T>, grid_for(p.batch, p.dim), kThreads, stream, p);
+  DYNBATCH_LAUNCH(masked_pool_backward_kernel<T>, grid_for(p.batch, p.dim), kThreads, 0, stream, p);
   return cudaGetLastError();
 }
 

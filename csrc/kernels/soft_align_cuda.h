@@ -11,13 +11,13 @@
 
 namespace dynbatch {
 
-// Floats of workspace each launcher needs: the score matrices of every pair, padded.
-inline int64_t soft_align_forward_workspace(int64_t batch, int64_t max_len_a, int64_t max_len_b) {
-  return 2 * batch * max_len_a * max_len_b;
-}
-inline int64_t soft_align_backward_workspace(int64_t batch, int64_t max_len_a, int64_t max_len_b) {
-  return 4 * batch * max_len_a * max_len_b;
-}
+// Floats of float32 workspace the launcher needs on the current device (0 when each pair's
+// matrices fit in shared memory; else matrices * max_len_a * max_len_b per pair). The launchers
+// take `workspace` of at least that many floats (nullptr when 0).
+cudaError_t soft_align_forward_workspace(int64_t batch, int64_t max_len_a, int64_t max_len_b,
+                                         int64_t* floats);
+cudaError_t soft_align_backward_workspace(int64_t batch, int64_t max_len_a, int64_t max_len_b,
+                                          int64_t* floats);
 
 template <typename T>
 cudaError_t launch_soft_align_forward(const SoftAlignForwardParams<T>& params, float* workspace,

@@ -1,7 +1,8 @@
 // Runs csrc/kernels/*.cu on the CPU emulator (cuda_emulator.hpp) and compares every output with
 // a plain float64 reference: soft_align and masked_pool, forward and backward, in float, half and
-// bfloat16, on ragged batches with empty texts, lengths past a 16-wide tile, d = 600, and NaN in
-// every padded position (which the kernels must never read). Prints "<n> checks, <k> failures".
+// bfloat16, on ragged batches with empty texts, lengths past a 32-wide tile, d = 600, and NaN in
+// every padded position (which the kernels must never read); soft_align with each pair's matrices
+// in shared memory and in the global workspace. Prints "<n> checks, <k> failures".
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -155,17 +156,24 @@ void check_soft_align(const std::string& label, std::vector<std::pair<int64_t, i
   // Outputs start as NaN, like uninitialised device memory: every entry must be written.
   std::vector<T> a_t(a.size(), poison<T>()), b_t(b.size(), poison<T>());
   std::vector<T> grad_a(a.size(), poison<T>()), grad_b(b.size(), poison<T>());
-  std::vector<float> workspace(dynbatch::soft_align_backward_workspace(p.batch, p.max_a, p.max_b));
+  int64_t forward_floats = -1, backward_floats = -1;
+  if (dynbatch::soft_align_forward_workspace(p.batch, p.max_a, p.max_b, &forward_floats) != cudaSuccess ||
+      dynbatch::soft_align_backward_workspace(p.batch, p.max_a, p.max_b, &backward_floats) != cudaSuccess)
+    ++failures;
+  // Exactly as large as asked for, so that ASan sees a read past what the launcher asked for.
+  std::vector<float> forward_workspace(std::max<int64_t>(forward_floats, 0), NAN);
+  std::vector<float> backward_workspace(std::max<int64_t>(backward_floats, 0), NAN);
+  auto pointer = [](std::vector<float>& v) { return v.empty() ? nullptr : v.data(); };
   SoftAlignForwardParams<T> fp;
   fp.a = a.data(), fp.b = b.data(), fp.len_a = p.len_a.data(), fp.len_b = p.len_b.data();
   fp.batch = p.batch, fp.max_len_a = p.max_a, fp.max_len_b = p.max_b, fp.dim = dim;
   fp.a_tilde = a_t.data(), fp.b_tilde = b_t.data();
-  if (dynbatch::launch_soft_align_forward(fp, workspace.data(), nullptr) != cudaSuccess) ++failures;
+  if (dynbatch::launch_soft_align_forward(fp, pointer(forward_workspace), nullptr) != cudaSuccess) ++failures;
   SoftAlignBackwardParams<T> bp;
   static_cast<dynbatch::SoftAlignParams<T>&>(bp) = fp;
   bp.grad_a_tilde = g_a.data(), bp.grad_b_tilde = g_b.data();
   bp.grad_a = grad_a.data(), bp.grad_b = grad_b.data();
-  if (dynbatch::launch_soft_align_backward(bp, workspace.data(), nullptr) != cudaSuccess) ++failures;
+  if (dynbatch::launch_soft_align_backward(bp, pointer(backward_workspace), nullptr) != cudaSuccess) ++failures;
   expect("soft_align a~ " + label, a_t, want_at, p.len_a, p.max_a, dim);
   expect("soft_align b~ " + label, b_t, want_bt, p.len_b, p.max_b, dim);
   expect("soft_align grad a " + label, grad_a, want_ga, p.len_a, p.max_a, dim);
@@ -215,12 +223,23 @@ void check_masked_pool(const std::string& label, std::vector<int64_t> len, int64
 
 template <typename T>
 void check_all(std::mt19937& rng) {
-  // Ordinary, length 1 either side, empty either side, both empty.
-  const std::vector<std::pair<int64_t, int64_t>> edges = {{3, 4}, {1, 5}, {4, 1}, {0, 3}, {2, 0}, {0, 0}, {5, 6}, {1, 1}};
-  check_soft_align<T>("edge lengths, d=7", edges, 7, 1.0, rng);
-  check_soft_align<T>("past one tile, d=40", {{33, 17}, {16, 16}, {17, 40}, {1, 33}}, 40, 0.3, rng);
-  check_soft_align<T>("ESIM width d=600", {{21, 9}, {3, 18}}, 600, 0.1, rng);
-  check_soft_align<T>("large scores, d=7", {{6, 5}, {2, 7}}, 7, 8.0, rng);
+  // Each pair's matrices in shared memory (an H100's opt-in limit), then in the global workspace
+  // (a device with too little shared memory for them).
+  for (const int optin : {227 * 1024, 1024}) {
+    emu::shared_memory_optin_bytes = optin;
+    const std::string where = optin > 1024 ? ", shared" : ", workspace";
+    // Ordinary, length 1 either side, empty either side, both empty.
+    const std::vector<std::pair<int64_t, int64_t>> edges = {{3, 4}, {1, 5}, {4, 1}, {0, 3}, {2, 0}, {0, 0}, {5, 6}, {1, 1}};
+    check_soft_align<T>("edge lengths, d=7" + where, edges, 7, 1.0, rng);
+    // Past one 32-wide tile of scores and one 8-row group of a mix, on either side.
+    check_soft_align<T>("past one tile, d=40" + where, {{33, 17}, {16, 16}, {17, 40}, {1, 33}}, 40, 0.3, rng);
+    check_soft_align<T>("ESIM width d=600" + where, {{21, 9}, {3, 18}}, 600, 0.1, rng);
+    check_soft_align<T>("large scores, d=7" + where, {{6, 5}, {2, 7}}, 7, 8.0, rng);
+  }
+  // Matrices past 48 KiB: the launcher must opt in to that much shared memory (else the emulator,
+  // like CUDA, refuses the launch). Backward: 4 * 61 * 66 floats = 64 KiB.
+  emu::shared_memory_optin_bytes = 227 * 1024;
+  check_soft_align<T>("opt-in shared memory, d=5", {{60, 64}, {7, 3}}, 5, 0.5, rng);
   check_masked_pool<T>("edge lengths, d=7", {3, 1, 0, 5, 0, 2}, 7, rng);
   check_masked_pool<T>("d=300, 3 blocks of features", {17, 1, 40}, 300, rng);
   check_masked_pool<T>("ties (first arg-max), d=9", {6, 12, 3}, 9, rng, true);

@@ -13,8 +13,17 @@ void check_cuda_inputs(const at::Tensor& a, const at::Tensor& b, const at::Tenso
   check_dtype_supported(a, "soft_align", "CUDA", {at::kFloat, at::kHalf, at::kBFloat16});
 }
 
-at::Tensor float_workspace(const at::Tensor& like, int64_t count) {
-  return at::empty({count}, like.options().dtype(at::kFloat));
+// The float32 workspace a launcher asks for on this device: empty (no allocation) when every
+// pair's matrices fit in shared memory.
+at::Tensor float_workspace(const at::Tensor& a, const at::Tensor& b, bool backward) {
+  int64_t floats = 0;
+  const auto query = backward ? soft_align_backward_workspace : soft_align_forward_workspace;
+  C10_CUDA_CHECK(query(a.size(0), a.size(1), b.size(1), &floats));
+  return at::empty({floats}, a.options().dtype(at::kFloat));
+}
+
+float* data_or_null(at::Tensor& workspace) {
+  return workspace.numel() > 0 ? workspace.mutable_data_ptr<float>() : nullptr;
 }
 
 }  // namespace
@@ -27,13 +36,12 @@ std::tuple<at::Tensor, at::Tensor> soft_align_cuda(const at::Tensor& a_in, const
   const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
   const at::Tensor len_a = len_a_in.contiguous(), len_b = len_b_in.contiguous();
   at::Tensor a_tilde = at::empty_like(a), b_tilde = at::empty_like(b);
-  at::Tensor workspace =
-      float_workspace(a, soft_align_forward_workspace(a.size(0), a.size(1), b.size(1)));
+  at::Tensor workspace = float_workspace(a, b, /*backward=*/false);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   DYNBATCH_DISPATCH_CUDA(a.scalar_type(), "soft_align_cuda", [&] {
     C10_CUDA_CHECK(launch_soft_align_forward(
         soft_align_forward_params<kernel_t>(a, b, len_a, len_b, a_tilde, b_tilde),
-        workspace.mutable_data_ptr<float>(), stream));
+        data_or_null(workspace), stream));
   });
   return {a_tilde, b_tilde};
 }
@@ -50,14 +58,13 @@ std::tuple<at::Tensor, at::Tensor> soft_align_backward_cuda(
   const at::Tensor grad_a_tilde = grad_a_tilde_in.contiguous();
   const at::Tensor grad_b_tilde = grad_b_tilde_in.contiguous();
   at::Tensor grad_a = at::empty_like(a), grad_b = at::empty_like(b);
-  at::Tensor workspace =
-      float_workspace(a, soft_align_backward_workspace(a.size(0), a.size(1), b.size(1)));
+  at::Tensor workspace = float_workspace(a, b, /*backward=*/true);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   DYNBATCH_DISPATCH_CUDA(a.scalar_type(), "soft_align_backward_cuda", [&] {
     C10_CUDA_CHECK(launch_soft_align_backward(
         soft_align_backward_params<kernel_t>(grad_a_tilde, grad_b_tilde, a, b, len_a, len_b,
                                              grad_a, grad_b),
-        workspace.mutable_data_ptr<float>(), stream));
+        data_or_null(workspace), stream));
   });
   return {grad_a, grad_b};
 }

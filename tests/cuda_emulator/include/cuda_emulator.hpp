@@ -6,8 +6,13 @@
 // block (every lane of the warp, for a shuffle) that has not returned is waiting at it; threads
 // waiting at different barriers are a deadlock, and a shuffle with a lane that has returned is an
 // error: both abort with a message. __shared__ arrays are statics, which is one copy per block
-// because blocks run one at a time. What this cannot show: data races between real threads,
-// memory-model effects and speed (compute-sanitizer and the benchmark, on a GPU, do).
+// because blocks run one at a time; dynamic shared memory is one buffer per launch, filled with
+// NaN before every block (a read of an entry the block did not write shows). A launch that asks
+// for more dynamic shared memory than 48 KiB, or than the kernel opted in to, aborts, as CUDA
+// refuses it. emu::shared_memory_optin_bytes is what the device "has" (an H100's by default);
+// the harness lowers it to send the kernels down their no-shared-memory paths.
+// What this cannot show: data races between real threads, memory-model effects and speed
+// (compute-sanitizer and the benchmark, on a GPU, do).
 #pragma once
 
 #include <ucontext.h>
@@ -18,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -30,9 +36,13 @@ struct dim3 {
 
 using cudaError_t = int;
 constexpr cudaError_t cudaSuccess = 0;
+constexpr cudaError_t cudaErrorInvalidValue = 1;
 using cudaStream_t = struct CUstream_st*;
+enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 
 #define __global__
+#define __launch_bounds__(...)
 #define __device__
 #define __host__
 #define __forceinline__ inline
@@ -41,6 +51,15 @@ using cudaStream_t = struct CUstream_st*;
 namespace emu {
 
 constexpr size_t kStackBytes = size_t{1} << 17;  // per thread; the kernels' frames are small
+constexpr int kDefaultDynamicSharedBytes = 48 * 1024;
+
+inline int shared_memory_optin_bytes = 227 * 1024;
+
+// Dynamic shared memory a kernel has opted in to (cudaFuncSetAttribute), by kernel address.
+inline std::map<const void*, int>& dynamic_shared_limits() {
+  static std::map<const void*, int> limits;
+  return limits;
+}
 
 enum class State { Runnable, AtBlockBarrier, AtWarpBarrier, Done };
 
@@ -59,6 +78,7 @@ struct Grid {
   ucontext_t scheduler;
   size_t current = 0;
   std::function<void()> body;
+  std::vector<unsigned char> dynamic_shared;
 };
 
 inline Grid*& grid_in_flight() {
@@ -118,6 +138,8 @@ inline bool open_barriers(Grid& g) {
 }
 
 inline void run_block(Grid& g) {
+  if (!g.dynamic_shared.empty())  // NaN in every float
+    std::memset(g.dynamic_shared.data(), 0xff, g.dynamic_shared.size());
   for (size_t k = 0; k < g.fibers.size(); ++k) {
     Fiber& f = g.fibers[k];
     f.state = State::Runnable;
@@ -144,14 +166,25 @@ inline void run_block(Grid& g) {
 }
 
 template <typename... Params, typename... Args>
-void launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) {
-  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || block.x * block.y * block.z == 0 ||
-      block.x * block.y * block.z > 1024)
-    std::abort();  // a launch CUDA would refuse: the launchers must never make one
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes, Args... args) {
+  const auto opted = dynamic_shared_limits().find(reinterpret_cast<const void*>(kernel));
+  const size_t shared_limit =
+      opted == dynamic_shared_limits().end() ? kDefaultDynamicSharedBytes : opted->second;
+  // Launches CUDA would refuse: the launchers must never make one.
+  const size_t threads = size_t{block.x} * block.y * block.z;
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > 1024) {
+    std::fprintf(stderr, "cuda emulator: a launch of an empty grid or of %zu threads a block\n", threads);
+    std::abort();
+  }
+  if (shared_bytes > shared_limit) {
+    std::fprintf(stderr, "cuda emulator: a launch with %zu bytes of dynamic shared memory, past the "
+                 "kernel's %zu (cudaFuncSetAttribute raises it)\n", shared_bytes, shared_limit);
+    std::abort();
+  }
   Grid g;
+  g.dynamic_shared.resize(shared_bytes);
   g.grid = grid;
   g.block = block;
-  const size_t threads = size_t{block.x} * block.y * block.z;
   g.fibers.resize(threads);
   for (size_t k = 0; k < threads; ++k) {
     g.fibers[k].thread = dim3(k % block.x, (k / block.x) % block.y, k / (size_t{block.x} * block.y));
@@ -174,7 +207,10 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) {
 #define blockIdx (::emu::grid_in_flight()->block_index)
 #define blockDim (::emu::grid_in_flight()->block)
 #define gridDim (::emu::grid_in_flight()->grid)
-#define DYNBATCH_LAUNCH(kernel, grid, block, stream, ...) ::emu::launch(kernel, grid, block, __VA_ARGS__)
+#define DYNBATCH_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
+  ::emu::launch(kernel, grid, block, shared_bytes, __VA_ARGS__)
+#define DYNBATCH_DYNAMIC_SHARED(type, name) \
+  type* name = reinterpret_cast<type*>(::emu::grid_in_flight()->dynamic_shared.data())
 
 inline void __syncthreads() { ::emu::wait_at(::emu::State::AtBlockBarrier); }
 
@@ -189,6 +225,23 @@ inline float __shfl_xor_sync(unsigned mask, float value, int lane_mask) {
 }
 
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline cudaError_t cudaGetDevice(int* device) {
+  *device = 0;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int device) {
+  if (attribute != cudaDevAttrMaxSharedMemoryPerBlockOptin || device != 0) return cudaErrorInvalidValue;
+  *value = ::emu::shared_memory_optin_bytes;
+  return cudaSuccess;
+}
+template <typename... Params>
+cudaError_t cudaFuncSetAttribute(void (*kernel)(Params...), cudaFuncAttribute attribute, int value) {
+  if (attribute != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+      value > ::emu::shared_memory_optin_bytes)
+    return cudaErrorInvalidValue;
+  ::emu::dynamic_shared_limits()[reinterpret_cast<const void*>(kernel)] = value;
+  return cudaSuccess;
+}
 
 // Storage types, rounded as the GPU rounds them (to nearest, ties to even).
 struct __half {
