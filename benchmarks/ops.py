@@ -104,7 +104,9 @@ def traffic_bytes(batch: int, max_a: int, max_b: int, dim: int, element: int) ->
     return (soft_align + pool) * element
 
 
-def measure_batch(batch, dim, dtype, device, data_dir, repeats, seed=0) -> dict:
+def step_inputs(batch, dim, dtype, device, data_dir, seed=0):
+    """a (B, La, d), b (B, Lb, d) requiring gradients, len_a, len_b, the (B, 2) lengths and where
+    they came from: the inputs of one benchmark step."""
     lengths, source = pair_lengths(batch, data_dir, seed)
     generator = torch.Generator().manual_seed(seed)
     len_a = torch.as_tensor(lengths[:, 0], device=device)
@@ -114,6 +116,12 @@ def measure_batch(batch, dim, dtype, device, data_dir, repeats, seed=0) -> dict:
     # Scaled like LSTM states (entries of order 0.1), so that scores are of order 1 to 10.
     a = (torch.randn(shape_a, generator=generator) * 0.1).to(device, dtype).requires_grad_()
     b = (torch.randn(shape_b, generator=generator) * 0.1).to(device, dtype).requires_grad_()
+    return a, b, len_a, len_b, lengths, source
+
+
+def measure_batch(batch, dim, dtype, device, data_dir, repeats, seed=0) -> dict:
+    a, b, len_a, len_b, lengths, source = step_inputs(batch, dim, dtype, device, data_dir, seed)
+    shape_a, shape_b = tuple(a.shape), tuple(b.shape)
 
     def forget_gradients():
         a.grad = b.grad = None

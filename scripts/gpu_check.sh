@@ -6,6 +6,9 @@
 #              float64 reference, float16/bfloat16 against the reference run in the same precision)
 #   sanitizer  compute-sanitizer memcheck and racecheck over the CUDA op tests
 #   bench      the benchmark with --device cuda (B = 32, 512, 4096; float32 and bfloat16)
+#   profile    Nsight Compute (ncu) over the fused kernels of one benchmark step at B = 512, in
+#              float32 and bfloat16: throughput against the device's peaks, DRAM traffic,
+#              occupancy and launch figures per kernel (what to work on when a target is missed)
 # STEPS="build tests" runs some of them (default: all; every step but build needs a CUDA build
 # installed). Extra arguments go to the benchmark (e.g. --quick, or --sections ops to time only
 # the kernels where device time is short).
@@ -15,7 +18,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RESULTS=${GPU_RESULTS:-gpu-results}
-STEPS=" ${STEPS:-build tests sanitizer bench} "
+STEPS=" ${STEPS:-build tests sanitizer bench profile} "
 mkdir -p "$RESULTS"
 export PYTHONUNBUFFERED=1 DYNBATCH_DATA_DIR=${DYNBATCH_DATA_DIR:-$PWD/shared/data}
 PYTHON=${PYTHON:-python3}
@@ -58,5 +61,12 @@ if wanted sanitizer; then
 fi
 if wanted bench; then
   step bench "$PYTHON" -m dynbatch_ext bench --device cuda --out "$RESULTS/bench" "$@"
+fi
+if wanted profile; then
+  # --clock-control none: leave the GPU's clocks as they are (the device notes ask for it).
+  step profile "${NCU:-ncu}" --clock-control none --profile-from-start off \
+    -k "regex:soft_align|masked_pool" --section SpeedOfLight --section MemoryWorkloadAnalysis \
+    --section Occupancy --section LaunchStats \
+    "$PYTHON" -m dynbatch_ext.benchmarks.profile_step --batch 512
 fi
 exit $status

@@ -136,3 +136,13 @@ def test_gpu_figures_record_device_driver_and_versions():
     env = environment.describe("cuda")
     for key in ("gpu", "driver", "cuda", "compute_capability", "gpu_memory_bytes", "torch", "date"):
         assert env[key] not in (None, ""), key
+
+
+def test_profile_step_runs_the_fused_step_and_rejects_bad_options(capsys):
+    from dynbatch_ext.benchmarks import profile_step
+
+    profile_step.main(["--device", "cpu", "--batch", "4", "--dim", "8", "--dtypes", "float32"])
+    assert "float32: one fused step, a (4, " in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        profile_step.main(["--device", "cpu", "--dtypes", "float8"])
+    assert "unknown ['float8']" in capsys.readouterr().err
