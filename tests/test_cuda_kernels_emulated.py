@@ -60,3 +60,38 @@ def test_the_emulator_stops_on_barriers_cuda_would_hang_on(tmp_path):
     run = subprocess.run([str(tmp_path / "divergent")], capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "deadlock: threads wait at different barriers" in run.stderr
+
+
+BAD_LENGTH = r"""
+#include <vector>
+#include "kernels/cuda_common.cuh"
+#include "kernels/soft_align_cuda.h"
+int main() {  // the backward ops skip the host check of lengths: the kernel must stop instead
+  std::vector<float> x(2 * 3 * 4, 0.f), out(x.size());
+  std::vector<int64_t> len_a = {3, 4}, len_b = {1, 2};  // len_a[1] = 4 > max_len_a = 3
+  dynbatch::SoftAlignBackwardParams<float> p;
+  p.a = p.b = p.grad_a_tilde = p.grad_b_tilde = x.data();
+  p.grad_a = p.grad_b = out.data();
+  p.len_a = len_a.data(), p.len_b = len_b.data();
+  p.batch = 2, p.max_len_a = 3, p.max_len_b = 3, p.dim = 4;
+  int64_t floats = 0;
+  dynbatch::soft_align_backward_workspace(2, 3, 3, &floats);
+  std::vector<float> workspace(floats);
+  return dynbatch::launch_soft_align_backward(p, workspace.data(), nullptr);
+}
+"""
+
+
+def test_a_kernel_given_a_length_past_its_padding_stops_with_a_message(tmp_path):
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no g++ to build the CUDA kernels for the CPU emulator")
+    (tmp_path / "bad_length.cpp").write_text(BAD_LENGTH)
+    kernels = [str(p) for p in sorted((ROOT / "csrc" / "kernels").glob("*.cu"))]
+    subprocess.run([compiler, "-std=c++20", f"-I{EMULATOR / 'include'}", f"-I{ROOT / 'csrc'}",
+                    "-x", "c++", *kernels, "-x", "none", "bad_length.cpp", "-o", "bad_length"],
+                   cwd=tmp_path, check=True)  # fmt: skip
+    run = subprocess.run([str(tmp_path / "bad_length")], capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    assert "dynbatch_ext: len_a[1] = 4 is outside [0, 3]" in run.stdout
+    assert "__trap(): the kernel stopped" in run.stderr

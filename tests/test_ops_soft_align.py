@@ -1,6 +1,9 @@
 """soft_align: the fused op against its float64 reference, its gradients, and its registration."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from op_cases import DEVICES, EDGE_LENGTHS, exact_rtol, pair_batch, random_lengths, to_device
@@ -184,6 +187,8 @@ def test_bad_inputs(change, error, message):
     [
         (lambda a, b, la, lb: (a.double(), b.double(), la, lb), TypeError,
          "soft_align on CUDA supports Float, Half, BFloat16; got Double"),
+        (lambda a, b, la, lb: (a, b, la + 10, lb), ValueError, "len_a holds 15, longer than the padded a"),
+        (lambda a, b, la, lb: (a, b, la, lb - 5), ValueError, "len_b holds -5: lengths must be non-negative"),
         (lambda a, b, la, lb: (a, b, la.cpu(), lb), (ValueError, RuntimeError), "device"),
         (lambda a, b, la, lb: (a, b.cpu(), la, lb), (ValueError, RuntimeError), "device"),
     ],
@@ -192,3 +197,38 @@ def test_bad_inputs(change, error, message):
 def test_bad_cuda_inputs(device, change, error, message):
     with pytest.raises(error, match=message):
         ops.soft_align(*change(*to_device(device, *pair_batch())))
+
+
+@pytest.mark.parametrize("device", DEVICES[1:])
+def test_cuda_backward_makes_no_device_sync(device):
+    # Reading lengths back would wait for all queued work; the forward checks them (one transfer
+    # per op), the backward gets the same saved tensors and must not.
+    a, b, len_a, len_b = to_device(device, *pair_batch(dtype=torch.float32, requires_grad=True))
+    a_tilde, b_tilde = ops.soft_align(a, b, len_a, len_b)
+    loss = ops.masked_pool(a_tilde, len_a).sum() + ops.masked_pool(b_tilde, len_b).sum()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        loss.backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert a.grad is not None and b.grad is not None
+
+
+DIRECT_BACKWARD = """
+import torch, dynbatch_ext
+a = torch.randn(2, 3, 4, device="cuda")
+len_a = torch.tensor([3, 4], device="cuda")  # 4 > 3: past the padding
+len_b = torch.tensor([1, 2], device="cuda")
+torch.ops.dynbatch_ext.soft_align_backward(a, a, a, a, len_a, len_b)
+torch.cuda.synchronize()
+"""
+
+
+@pytest.mark.parametrize("device", DEVICES[1:])
+def test_cuda_backward_called_with_bad_lengths_stops(device):
+    # The backward skips the host check; its kernel stops instead of reading out of bounds. A
+    # stopped kernel ends the CUDA context, hence a process of its own.
+    run = subprocess.run([sys.executable, "-c", DIRECT_BACKWARD], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert run.returncode != 0
+    assert "dynbatch_ext: len_a[1] = 4 is outside [0, 3]" in run.stdout + run.stderr

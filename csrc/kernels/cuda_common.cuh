@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdio>
 
 // Every kernel launch, and every kernel's dynamic shared memory, goes through these macros, so
 // that tests/cuda_emulator can run the kernels on the CPU (it defines them first); with nvcc they
@@ -36,6 +37,21 @@ __device__ __forceinline__ __half from_float<__half>(float v) { return __float2h
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
+}
+
+// Stops the kernel (the launch then fails with an unspecified launch failure, reported at the
+// next synchronisation) when a length is outside [0, max_len]. The forward ops check lengths on
+// the host; the backward ops do not (that would cost a device sync, see ops/checks.h), so this
+// keeps a direct call with bad lengths from reading or writing out of bounds.
+__device__ __forceinline__ void require_length(int64_t len, int64_t max_len, const char* name,
+                                               int64_t n) {
+  if (len >= 0 && len <= max_len) return;
+  if (threadIdx.x == 0 && threadIdx.y == 0)
+    printf("dynbatch_ext: %s[%lld] = %lld is outside [0, %lld]: pass the lengths the forward "
+           "was called with\n",
+           name, static_cast<long long>(n), static_cast<long long>(len),
+           static_cast<long long>(max_len));
+  __trap();
 }
 
 __device__ __forceinline__ float warp_max(float v) {

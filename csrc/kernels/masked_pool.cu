@@ -36,6 +36,7 @@ __device__ __forceinline__ void for_each_feature(const MaskedPoolParams<T>& p, B
   if (c >= p.dim) return;
   for (int64_t n = blockIdx.y; n < p.batch; n += gridDim.y) {
     const int64_t len = p.len[n];
+    cuda::require_length(len, p.max_len, "len_x", n);
     float sum, best;
     int64_t arg;
     sum_and_argmax(p, n, c, len, sum, best, arg);

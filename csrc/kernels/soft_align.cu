@@ -76,6 +76,8 @@ __global__ void __launch_bounds__(kPairThreads)
   const int64_t d = p.dim;
   for (int64_t n = blockIdx.x; n < p.batch; n += gridDim.x) {
     const int64_t la = p.len_a[n], lb = p.len_b[n];
+    cuda::require_length(la, p.max_len_a, "len_a", n);
+    cuda::require_length(lb, p.max_len_b, "len_b", n);
     const T* a = p.a + n * p.max_len_a * d;
     const T* b = p.b + n * p.max_len_b * d;
     float* p_row = pair_matrices(shared, workspace, floats_per_pair, n);
@@ -98,6 +100,8 @@ __global__ void __launch_bounds__(kPairThreads)
   const int64_t d = p.dim;
   for (int64_t n = blockIdx.x; n < p.batch; n += gridDim.x) {
     const int64_t la = p.len_a[n], lb = p.len_b[n];
+    cuda::require_length(la, p.max_len_a, "len_a", n);
+    cuda::require_length(lb, p.max_len_b, "len_b", n);
     const T* a = p.a + n * p.max_len_a * d;
     const T* b = p.b + n * p.max_len_b * d;
     const T* g_a = p.grad_a_tilde + n * p.max_len_a * d;

@@ -1,12 +1,13 @@
 #include "ops/checks.h"
 
 #include <sstream>
+#include <vector>
 
 namespace dynbatch {
 namespace {
 
-void check_lengths(const at::Tensor& len, const char* name, int64_t batch, int64_t max_len,
-                   const char* padded_name, const at::Tensor& like) {
+void check_length_tensor(const at::Tensor& len, const char* name, int64_t batch,
+                         const at::Tensor& like) {
   TORCH_CHECK_VALUE(len.dim() == 1, name, " must have shape (B,), got ", len.sizes());
   TORCH_CHECK_VALUE(len.size(0) == batch, name, " has ", len.size(0),
                     " entries but the batch has ", batch);
@@ -14,12 +15,35 @@ void check_lengths(const at::Tensor& len, const char* name, int64_t batch, int64
                    len.scalar_type());
   TORCH_CHECK_VALUE(len.device() == like.device(), name, " is on ", len.device(),
                     " but the inputs are on ", like.device());
-  if (batch == 0) return;
-  const auto [low, high] = at::aminmax(len);
-  const int64_t smallest = low.item<int64_t>(), largest = high.item<int64_t>();
-  TORCH_CHECK_VALUE(smallest >= 0, name, " holds ", smallest, ": lengths must be non-negative");
-  TORCH_CHECK_VALUE(largest <= max_len, name, " holds ", largest, ", longer than the padded ",
-                    padded_name, " dimension (", max_len, ")");
+}
+
+struct LengthBound {
+  const at::Tensor& len;
+  const char* name;
+  int64_t max_len;
+  const char* padded_name;
+};
+
+// Every length in [0, max_len], for all the tensors with one device-to-host transfer.
+void check_length_values(std::initializer_list<LengthBound> bounds) {
+  std::vector<at::Tensor> extremes;
+  for (const LengthBound& b : bounds) {
+    if (b.len.numel() == 0) continue;
+    const auto [low, high] = at::aminmax(b.len);
+    extremes.push_back(low);
+    extremes.push_back(high);
+  }
+  if (extremes.empty()) return;
+  const at::Tensor host = at::stack(extremes).cpu();
+  const int64_t* value = host.const_data_ptr<int64_t>();
+  for (const LengthBound& b : bounds) {
+    if (b.len.numel() == 0) continue;
+    const int64_t smallest = *value++, largest = *value++;
+    TORCH_CHECK_VALUE(smallest >= 0, b.name, " holds ", smallest,
+                      ": lengths must be non-negative");
+    TORCH_CHECK_VALUE(largest <= b.max_len, b.name, " holds ", largest,
+                      ", longer than the padded ", b.padded_name, " dimension (", b.max_len, ")");
+  }
 }
 
 void check_3d(const at::Tensor& t, const char* name, const char* shape) {
@@ -31,7 +55,7 @@ void check_3d(const at::Tensor& t, const char* name, const char* shape) {
 }  // namespace
 
 void check_soft_align_inputs(const at::Tensor& a, const at::Tensor& b, const at::Tensor& len_a,
-                             const at::Tensor& len_b) {
+                             const at::Tensor& len_b, LengthValues values) {
   check_3d(a, "a", "(B, La, d)");
   check_3d(b, "b", "(B, Lb, d)");
   TORCH_CHECK_VALUE(a.device() == b.device(), "a is on ", a.device(), " but b is on ", b.device());
@@ -41,13 +65,16 @@ void check_soft_align_inputs(const at::Tensor& a, const at::Tensor& b, const at:
                     " and ", b.size(0), ")");
   TORCH_CHECK_VALUE(a.size(2) == b.size(2), "a and b have different feature sizes (", a.size(2),
                     " and ", b.size(2), ")");
-  check_lengths(len_a, "len_a", a.size(0), a.size(1), "a", a);
-  check_lengths(len_b, "len_b", b.size(0), b.size(1), "b", b);
+  check_length_tensor(len_a, "len_a", a.size(0), a);
+  check_length_tensor(len_b, "len_b", b.size(0), b);
+  if (values == LengthValues::check)
+    check_length_values({{len_a, "len_a", a.size(1), "a"}, {len_b, "len_b", b.size(1), "b"}});
 }
 
-void check_masked_pool_inputs(const at::Tensor& x, const at::Tensor& len_x) {
+void check_masked_pool_inputs(const at::Tensor& x, const at::Tensor& len_x, LengthValues values) {
   check_3d(x, "x", "(B, L, d)");
-  check_lengths(len_x, "len_x", x.size(0), x.size(1), "x", x);
+  check_length_tensor(len_x, "len_x", x.size(0), x);
+  if (values == LengthValues::check) check_length_values({{len_x, "len_x", x.size(1), "x"}});
 }
 
 void check_gradient(const at::Tensor& grad, const at::Tensor& like, const char* grad_name,

@@ -7,15 +7,15 @@
 namespace dynbatch {
 namespace {
 
-void check_cuda_inputs(const at::Tensor& x, const at::Tensor& len_x) {
-  check_masked_pool_inputs(x, len_x);
+void check_cuda_inputs(const at::Tensor& x, const at::Tensor& len_x, LengthValues values) {
+  check_masked_pool_inputs(x, len_x, values);
   check_dtype_supported(x, "masked_pool", "CUDA", {at::kFloat, at::kHalf, at::kBFloat16});
 }
 
 }  // namespace
 
 at::Tensor masked_pool_cuda(const at::Tensor& x_in, const at::Tensor& len_x_in) {
-  check_cuda_inputs(x_in, len_x_in);
+  check_cuda_inputs(x_in, len_x_in, LengthValues::check);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), len_x = len_x_in.contiguous();
   at::Tensor out = at::empty({x.size(0), 2 * x.size(2)}, x.options());
@@ -29,7 +29,8 @@ at::Tensor masked_pool_cuda(const at::Tensor& x_in, const at::Tensor& len_x_in) 
 
 at::Tensor masked_pool_backward_cuda(const at::Tensor& grad_out_in, const at::Tensor& x_in,
                                      const at::Tensor& len_x_in) {
-  check_cuda_inputs(x_in, len_x_in);
+  // No device sync for the lengths: see LengthValues (ops/checks.h).
+  check_cuda_inputs(x_in, len_x_in, LengthValues::checked_by_forward);
   check_pool_gradient(grad_out_in, x_in);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), len_x = len_x_in.contiguous();

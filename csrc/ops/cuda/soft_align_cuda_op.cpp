@@ -8,8 +8,8 @@ namespace dynbatch {
 namespace {
 
 void check_cuda_inputs(const at::Tensor& a, const at::Tensor& b, const at::Tensor& len_a,
-                       const at::Tensor& len_b) {
-  check_soft_align_inputs(a, b, len_a, len_b);
+                       const at::Tensor& len_b, LengthValues values) {
+  check_soft_align_inputs(a, b, len_a, len_b, values);
   check_dtype_supported(a, "soft_align", "CUDA", {at::kFloat, at::kHalf, at::kBFloat16});
 }
 
@@ -31,7 +31,7 @@ float* data_or_null(at::Tensor& workspace) {
 std::tuple<at::Tensor, at::Tensor> soft_align_cuda(const at::Tensor& a_in, const at::Tensor& b_in,
                                                    const at::Tensor& len_a_in,
                                                    const at::Tensor& len_b_in) {
-  check_cuda_inputs(a_in, b_in, len_a_in, len_b_in);
+  check_cuda_inputs(a_in, b_in, len_a_in, len_b_in, LengthValues::check);
   const c10::cuda::CUDAGuard guard(a_in.device());
   const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
   const at::Tensor len_a = len_a_in.contiguous(), len_b = len_b_in.contiguous();
@@ -49,7 +49,8 @@ std::tuple<at::Tensor, at::Tensor> soft_align_cuda(const at::Tensor& a_in, const
 std::tuple<at::Tensor, at::Tensor> soft_align_backward_cuda(
     const at::Tensor& grad_a_tilde_in, const at::Tensor& grad_b_tilde_in, const at::Tensor& a_in,
     const at::Tensor& b_in, const at::Tensor& len_a_in, const at::Tensor& len_b_in) {
-  check_cuda_inputs(a_in, b_in, len_a_in, len_b_in);
+  // No device sync for the lengths: see LengthValues (ops/checks.h).
+  check_cuda_inputs(a_in, b_in, len_a_in, len_b_in, LengthValues::checked_by_forward);
   check_gradient(grad_a_tilde_in, a_in, "grad_a_tilde", "a");
   check_gradient(grad_b_tilde_in, b_in, "grad_b_tilde", "b");
   const c10::cuda::CUDAGuard guard(a_in.device());

@@ -89,6 +89,7 @@ inline Fiber& this_fiber() { return grid_in_flight()->fibers[grid_in_flight()->c
 
 [[noreturn]] inline void fail(const char* what) {
   const Grid& g = *grid_in_flight();
+  std::fflush(stdout);  // what the kernels printf'd first, as a GPU flushes it at the launch's end
   std::fprintf(stderr, "cuda emulator: %s (block %u,%u,%u)\n", what, g.block_index.x,
                g.block_index.y, g.block_index.z);
   std::abort();
@@ -223,6 +224,8 @@ inline float __shfl_xor_sync(unsigned mask, float value, int lane_mask) {
   const size_t partner = (k & ~size_t{31}) | ((k & 31) ^ static_cast<size_t>(lane_mask & 31));
   return ::emu::grid_in_flight()->fibers[partner].offered;
 }
+
+[[noreturn]] inline void __trap() { ::emu::fail("__trap(): the kernel stopped"); }
 
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
 inline cudaError_t cudaGetDevice(int* device) {
