@@ -69,7 +69,7 @@ __device__ void pair_probabilities(const T* a, int64_t la, const T* b, int64_t l
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kPairThreads)
+__global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
     soft_align_forward_kernel(SoftAlignForwardParams<T> p, float* workspace,
                               int64_t floats_per_pair) {
   DYNBATCH_DYNAMIC_SHARED(float, shared);
@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(kPairThreads)
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kPairThreads)
+__global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
     soft_align_backward_kernel(SoftAlignBackwardParams<T> p, float* workspace,
                                int64_t floats_per_pair) {
   DYNBATCH_DYNAMIC_SHARED(float, shared);
