@@ -52,10 +52,22 @@ cudaError_t plan_scratch(int64_t batch, int64_t max_a, int64_t max_b, int matric
   return cudaSuccess;
 }
 
-// This pair's matrices: the block's dynamic shared memory, or the pair's part of the workspace.
-__device__ __forceinline__ float* pair_matrices(float* shared, float* workspace,
-                                                int64_t floats_per_pair, int64_t n) {
-  return workspace ? workspace + n * floats_per_pair : shared;
+// Pair n of the batch: its lengths (the kernel stops on one out of range), where its rows start
+// in the (B, La, d) and (B, Lb, d) arrays, and its matrices (the block's dynamic shared memory,
+// or the pair's part of the workspace).
+struct Pair {
+  int64_t la, lb, offset_a, offset_b;
+  float* matrices;
+};
+
+template <typename T>
+__device__ __forceinline__ Pair pair_at(const SoftAlignParams<T>& p, int64_t n, float* shared,
+                                        float* workspace, int64_t floats_per_pair) {
+  const Pair pair{p.len_a[n], p.len_b[n], n * p.max_len_a * p.dim, n * p.max_len_b * p.dim,
+                  workspace ? workspace + n * floats_per_pair : shared};
+  cuda::require_length(pair.la, p.max_len_a, "len_a", n);
+  cuda::require_length(pair.lb, p.max_len_b, "len_b", n);
+  return pair;
 }
 
 // S into p_row, then P_col from it, then P_row in place. Ends with a barrier.
@@ -75,19 +87,18 @@ __global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
   DYNBATCH_DYNAMIC_SHARED(float, shared);
   const int64_t d = p.dim;
   for (int64_t n = blockIdx.x; n < p.batch; n += gridDim.x) {
-    const int64_t la = p.len_a[n], lb = p.len_b[n];
-    cuda::require_length(la, p.max_len_a, "len_a", n);
-    cuda::require_length(lb, p.max_len_b, "len_b", n);
-    const T* a = p.a + n * p.max_len_a * d;
-    const T* b = p.b + n * p.max_len_b * d;
-    float* p_row = pair_matrices(shared, workspace, floats_per_pair, n);
+    const Pair pair = pair_at(p, n, shared, workspace, floats_per_pair);
+    const int64_t la = pair.la, lb = pair.lb;
+    const T* a = p.a + pair.offset_a;
+    const T* b = p.b + pair.offset_b;
+    float* p_row = pair.matrices;
     float* p_col = p_row + la * lb;
     pair_probabilities(a, la, b, lb, d, p_row, p_col);
     // a~ = P_row B (inner over j < lb); b~ = P_col^T A (inner over i < la).
     cuda::pair_mix(MixTerm<T>{p_row, lb, 1, b}, MixTerm<T>{}, la, p.max_len_a, lb, d,
-                   p.a_tilde + n * p.max_len_a * d);
+                   p.a_tilde + pair.offset_a);
     cuda::pair_mix(MixTerm<T>{p_col, 1, lb, a}, MixTerm<T>{}, lb, p.max_len_b, la, d,
-                   p.b_tilde + n * p.max_len_b * d);
+                   p.b_tilde + pair.offset_b);
     __syncthreads();  // the next pair reuses the shared matrices
   }
 }
@@ -99,14 +110,13 @@ __global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
   DYNBATCH_DYNAMIC_SHARED(float, shared);
   const int64_t d = p.dim;
   for (int64_t n = blockIdx.x; n < p.batch; n += gridDim.x) {
-    const int64_t la = p.len_a[n], lb = p.len_b[n];
-    cuda::require_length(la, p.max_len_a, "len_a", n);
-    cuda::require_length(lb, p.max_len_b, "len_b", n);
-    const T* a = p.a + n * p.max_len_a * d;
-    const T* b = p.b + n * p.max_len_b * d;
-    const T* g_a = p.grad_a_tilde + n * p.max_len_a * d;
-    const T* g_b = p.grad_b_tilde + n * p.max_len_b * d;
-    float* p_row = pair_matrices(shared, workspace, floats_per_pair, n);
+    const Pair pair = pair_at(p, n, shared, workspace, floats_per_pair);
+    const int64_t la = pair.la, lb = pair.lb;
+    const T* a = p.a + pair.offset_a;
+    const T* b = p.b + pair.offset_b;
+    const T* g_a = p.grad_a_tilde + pair.offset_a;
+    const T* g_b = p.grad_b_tilde + pair.offset_b;
+    float* p_row = pair.matrices;
     float* p_col = p_row + la * lb;
     float* g1 = p_col + la * lb;
     float* ds = g1 + la * lb;
@@ -119,9 +129,9 @@ __global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
     }
     // grad_a = P_col g_b~ + dS B (inner over j < lb); grad_b = P_row^T g_a~ + dS^T A.
     cuda::pair_mix(MixTerm<T>{p_col, lb, 1, g_b}, MixTerm<T>{ds, lb, 1, b}, la, p.max_len_a, lb,
-                   d, p.grad_a + n * p.max_len_a * d);
+                   d, p.grad_a + pair.offset_a);
     cuda::pair_mix(MixTerm<T>{p_row, 1, lb, g_a}, MixTerm<T>{ds, 1, lb, a}, lb, p.max_len_b, la,
-                   d, p.grad_b + n * p.max_len_b * d);
+                   d, p.grad_b + pair.offset_b);
     __syncthreads();
   }
 }
