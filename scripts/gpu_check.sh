@@ -9,37 +9,43 @@
 #   profile    Nsight Compute (ncu) over the fused kernels of one benchmark step at B = 512, in
 #              float32 and bfloat16: throughput against the device's peaks, DRAM traffic,
 #              occupancy and launch figures per kernel (what to work on when a target is missed)
+#   probs      soft_align's attention probabilities recomputed in the backward (what the ops do)
+#              or saved by the forward: builds benchmarks/kernels/soft_align_probs with nvcc and
+#              times both at B = 512 (python -m dynbatch_ext.benchmarks.probs_choice)
 # STEPS="build tests" runs some of them (default: all; every step but build needs a CUDA build
-# installed). Extra arguments go to the benchmark (e.g. --quick, or --sections ops to time only
+# installed). STEP_TIMEOUT=SECONDS stops a step that runs longer (its log so far is kept and the
+# next step runs), so that one slow step cannot use up a call's time limit. Extra arguments go to the benchmark (e.g. --quick, or --sections ops to time only
 # the kernels where device time is short).
 # Logs and results go to $GPU_RESULTS (default gpu-results/). ARCHIVE=FILE.tgz also packs them
-# into one file, for harnesses that bring back only a few files.
+# into one file after every step, for harnesses that bring back only a few files (and may stop
+# the script).
 # Exit status: non-zero if a step failed; later steps still run.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RESULTS=${GPU_RESULTS:-gpu-results}
-STEPS=" ${STEPS:-build tests sanitizer bench profile} "
+STEPS=" ${STEPS:-build tests sanitizer bench profile probs} "
 mkdir -p "$RESULTS"
 export PYTHONUNBUFFERED=1 DYNBATCH_DATA_DIR=${DYNBATCH_DATA_DIR:-$PWD/shared/data}
 PYTHON=${PYTHON:-python3}
 status=0
-step() {  # step NAME COMMAND...: runs, logs to $RESULTS/NAME.log, remembers a failure
-  local name=$1
-  shift
-  echo "== $name: $*"
-  "$@" 2>&1 | tee "$RESULTS/$name.log"
-  local rc=${PIPESTATUS[0]}
-  echo "== $name: exit $rc"
-  [ "$rc" -eq 0 ] || status=1
-  return "$rc"
-}
-wanted() { [[ $STEPS == *" $1 "* ]]; }
 pack() {
   if [ -n "${ARCHIVE:-}" ]; then
     tar czf "$ARCHIVE" -C "$RESULTS" . && echo "== logs and results packed into $ARCHIVE"
   fi
 }
-trap pack EXIT
+step() {  # step NAME COMMAND...: runs, logs to $RESULTS/NAME.log, remembers a failure, packs
+  local name=$1
+  shift
+  [ -z "${STEP_TIMEOUT:-}" ] || set -- timeout -k 30 "$STEP_TIMEOUT" "$@"
+  echo "== $name: $*"
+  "$@" 2>&1 | tee "$RESULTS/$name.log"
+  local rc=${PIPESTATUS[0]}
+  echo "== $name: exit $rc$([ "$rc" -ne 124 ] || echo " (stopped after STEP_TIMEOUT=$STEP_TIMEOUT s)")"
+  [ "$rc" -eq 0 ] || status=1
+  pack
+  return "$rc"
+}
+wanted() { [[ $STEPS == *" $1 "* ]]; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$RESULTS/gpu.txt"
 if wanted build; then
@@ -68,5 +74,11 @@ if wanted profile; then
     -k "regex:soft_align|masked_pool" --section SpeedOfLight --section MemoryWorkloadAnalysis \
     --section Occupancy --section LaunchStats \
     "$PYTHON" -m dynbatch_ext.benchmarks.profile_step --batch 512
+fi
+if wanted probs; then
+  program=${TMPDIR:-/tmp}/dynbatch_soft_align_probs
+  step probs-build "${NVCC:-nvcc}" -O3 -std=c++17 -arch=native -I csrc -o "$program" \
+    benchmarks/kernels/soft_align_probs.cu csrc/kernels/soft_align.cu &&
+    step probs "$PYTHON" -m dynbatch_ext.benchmarks.probs_choice --program "$program" --out "$RESULTS"
 fi
 exit $status

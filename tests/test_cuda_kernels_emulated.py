@@ -8,36 +8,18 @@ reads. Races, the memory model and speed need a GPU (scripts/gpu_check.sh).
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
-from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-EMULATOR = ROOT / "tests" / "cuda_emulator"
+from emulator_build import EMULATOR, KERNELS, build
 
 
 def test_cuda_kernels_match_the_float64_reference_on_the_cpu_emulator(tmp_path):
-    compiler = shutil.which("g++")
-    if compiler is None:
-        pytest.skip("no g++ to build the CUDA kernels for the CPU emulator")
-    binary = tmp_path / "run_kernels"
-    kernels = [str(p) for p in sorted((ROOT / "csrc" / "kernels").glob("*.cu"))]
-    build = subprocess.run(
-        [compiler, "-std=c++20", "-O1", "-g", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
-         f"-I{EMULATOR / 'include'}", f"-I{ROOT / 'csrc'}", "-x", "c++", *kernels, "-x", "none",
-         str(EMULATOR / "run_kernels.cpp"), "-o", str(binary)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if build.returncode != 0 and "asan" in build.stderr.lower():
-        pytest.skip(f"this compiler has no AddressSanitizer runtime: {build.stderr[-300:]}")
-    assert build.returncode == 0, build.stderr[-5000:]
+    binary = build(tmp_path / "run_kernels", cuda=KERNELS, cpp=[EMULATOR / "run_kernels.cpp"],
+                   sanitize=True)  # fmt: skip
     run = subprocess.run([str(binary)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
     assert run.stdout.strip().endswith(" checks, 0 failures"), run.stdout[-2000:]
-    assert int(run.stdout.split()[-4]) >= 120  # every case ran
+    assert int(run.stdout.split()[-4]) >= 234  # every case ran, each also with saved probabilities
 
 
 DIVERGENT = r"""
@@ -51,12 +33,8 @@ int main() { float out[32]; DYNBATCH_LAUNCH(divergent, dim3(1), dim3(32), 0, nul
 
 
 def test_the_emulator_stops_on_barriers_cuda_would_hang_on(tmp_path):
-    compiler = shutil.which("g++")
-    if compiler is None:
-        pytest.skip("no g++ to build the emulator")
     (tmp_path / "divergent.cpp").write_text(DIVERGENT)
-    subprocess.run([compiler, "-std=c++20", f"-I{EMULATOR / 'include'}", "divergent.cpp", "-o",
-                    "divergent"], cwd=tmp_path, check=True)  # fmt: skip
+    build(tmp_path / "divergent", cpp=[tmp_path / "divergent.cpp"])
     run = subprocess.run([str(tmp_path / "divergent")], capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "deadlock: threads wait at different barriers" in run.stderr
@@ -83,14 +61,8 @@ int main() {  // the backward ops skip the host check of lengths: the kernel mus
 
 
 def test_a_kernel_given_a_length_past_its_padding_stops_with_a_message(tmp_path):
-    compiler = shutil.which("g++")
-    if compiler is None:
-        pytest.skip("no g++ to build the CUDA kernels for the CPU emulator")
     (tmp_path / "bad_length.cpp").write_text(BAD_LENGTH)
-    kernels = [str(p) for p in sorted((ROOT / "csrc" / "kernels").glob("*.cu"))]
-    subprocess.run([compiler, "-std=c++20", f"-I{EMULATOR / 'include'}", f"-I{ROOT / 'csrc'}",
-                    "-x", "c++", *kernels, "-x", "none", "bad_length.cpp", "-o", "bad_length"],
-                   cwd=tmp_path, check=True)  # fmt: skip
+    build(tmp_path / "bad_length", cuda=KERNELS, cpp=[tmp_path / "bad_length.cpp"])
     run = subprocess.run([str(tmp_path / "bad_length")], capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "dynbatch_ext: len_a[1] = 4 is outside [0, 3]" in run.stdout

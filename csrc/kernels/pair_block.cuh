@@ -113,6 +113,12 @@ __device__ inline void softmax_grad_lines(Lines lines, const float* probs, float
   __syncthreads();
 }
 
+// to[k] = from[k] for k < count, the block's threads striding over k. Ends with a barrier.
+__device__ inline void copy_floats(const float* from, float* to, int64_t count) {
+  for (int64_t k = threadIdx.x; k < count; k += kPairThreads) to[k] = from[k];
+  __syncthreads();
+}
+
 // One product of pair_mix: M(r, k) = m[r * row_step + k * step] (a pair matrix or its
 // transpose) times the (inner, dim) rows x. m == nullptr: no such term.
 template <typename T>

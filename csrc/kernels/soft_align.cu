@@ -7,6 +7,9 @@
 // round trip through DRAM between steps for SNLI-length pairs.
 // The backward recomputes S and the probabilities from A and B, which it reads anyway, instead of
 // saving them: the recomputation is la * lb * d multiply-adds per pair on data already on chip.
+// The other choice, saving them in the forward (2 * la * lb floats per pair written, then read
+// back), is here too, behind the *_saving_probs / *_from_probs launchers, so that
+// benchmarks/kernels/soft_align_probs.cu can time the two against each other on a GPU.
 // With G1 = g_a~ B^T and G2 = A g_b~^T,
 //   dS = P_row (G1 - rowsum(P_row G1)) + P_col (G2 - colsum(P_col G2)),
 //   grad_a = P_col g_b~ + dS B,   grad_b = P_row^T g_a~ + dS^T A.
@@ -80,10 +83,16 @@ __device__ void pair_probabilities(const T* a, int64_t la, const T* b, int64_t l
   cuda::softmax_lines(rows_of(la, lb), p_row, p_row);
 }
 
+// Pair n's saved probabilities: P_row then P_col, la * lb floats each (as in the pair's matrices).
+__device__ __forceinline__ int64_t saved_probs_offset(int64_t n, int64_t max_a, int64_t max_b) {
+  return n * 2 * max_a * max_b;
+}
+
+// saved_probs: nullptr (the ops), or where the forward writes each pair's probabilities.
 template <typename T>
 __global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
     soft_align_forward_kernel(SoftAlignForwardParams<T> p, float* workspace,
-                              int64_t floats_per_pair) {
+                              int64_t floats_per_pair, float* saved_probs) {
   DYNBATCH_DYNAMIC_SHARED(float, shared);
   const int64_t d = p.dim;
   for (int64_t n = blockIdx.x; n < p.batch; n += gridDim.x) {
@@ -94,6 +103,9 @@ __global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
     float* p_row = pair.matrices;
     float* p_col = p_row + la * lb;
     pair_probabilities(a, la, b, lb, d, p_row, p_col);
+    if (saved_probs != nullptr)  // P_col follows P_row in both places
+      cuda::copy_floats(p_row, saved_probs + saved_probs_offset(n, p.max_len_a, p.max_len_b),
+                        2 * la * lb);
     // a~ = P_row B (inner over j < lb); b~ = P_col^T A (inner over i < la).
     cuda::pair_mix(MixTerm<T>{p_row, lb, 1, b}, MixTerm<T>{}, la, p.max_len_a, lb, d,
                    p.a_tilde + pair.offset_a);
@@ -103,10 +115,11 @@ __global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
   }
 }
 
+// saved_probs: nullptr (the ops: recompute the probabilities), or where the forward saved them.
 template <typename T>
 __global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
     soft_align_backward_kernel(SoftAlignBackwardParams<T> p, float* workspace,
-                               int64_t floats_per_pair) {
+                               int64_t floats_per_pair, const float* saved_probs) {
   DYNBATCH_DYNAMIC_SHARED(float, shared);
   const int64_t d = p.dim;
   for (int64_t n = blockIdx.x; n < p.batch; n += gridDim.x) {
@@ -120,7 +133,11 @@ __global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
     float* p_col = p_row + la * lb;
     float* g1 = p_col + la * lb;
     float* ds = g1 + la * lb;
-    pair_probabilities(a, la, b, lb, d, p_row, p_col);
+    if (saved_probs == nullptr)
+      pair_probabilities(a, la, b, lb, d, p_row, p_col);
+    else
+      cuda::copy_floats(saved_probs + saved_probs_offset(n, p.max_len_a, p.max_len_b), p_row,
+                        2 * la * lb);
     if (la > 0 && lb > 0) {
       cuda::pair_dots(g_a, la, b, lb, d, g1);  // G1 = g_a~ B^T
       cuda::pair_dots(a, la, g_b, lb, d, ds);  // G2 = A g_b~^T
@@ -137,9 +154,10 @@ __global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
 }
 
 // One block per pair, up to the grid limit (the blocks then stride over the batch).
-template <typename Params>
-cudaError_t launch_pairs(void (*kernel)(Params, float*, int64_t), const Params& p,
-                         int matrices, float* workspace, cudaStream_t stream) {
+template <typename Params, typename Probs>
+cudaError_t launch_pairs(void (*kernel)(Params, float*, int64_t, Probs*), const Params& p,
+                         int matrices, float* workspace, Probs* saved_probs,
+                         cudaStream_t stream) {
   if (p.batch == 0 || p.dim == 0 || (p.max_len_a == 0 && p.max_len_b == 0)) return cudaSuccess;
   Scratch scratch;
   cudaError_t status = plan_scratch(p.batch, p.max_len_a, p.max_len_b, matrices, scratch);
@@ -152,7 +170,8 @@ cudaError_t launch_pairs(void (*kernel)(Params, float*, int64_t), const Params& 
   }
   const unsigned blocks = static_cast<unsigned>(p.batch < 65535 ? p.batch : 65535);
   DYNBATCH_LAUNCH(kernel, blocks, kPairThreads, scratch.shared_bytes, stream, p,
-                  scratch.shared_bytes > 0 ? nullptr : workspace, scratch.floats_per_pair);
+                  scratch.shared_bytes > 0 ? nullptr : workspace, scratch.floats_per_pair,
+                  saved_probs);
   return cudaGetLastError();
 }
 
@@ -179,20 +198,44 @@ cudaError_t soft_align_backward_workspace(int64_t batch, int64_t max_len_a, int6
 template <typename T>
 cudaError_t launch_soft_align_forward(const SoftAlignForwardParams<T>& p, float* workspace,
                                       cudaStream_t stream) {
-  return launch_pairs(soft_align_forward_kernel<T>, p, kForwardMatrices, workspace, stream);
+  return launch_pairs(soft_align_forward_kernel<T>, p, kForwardMatrices, workspace,
+                      static_cast<float*>(nullptr), stream);
 }
 
 template <typename T>
 cudaError_t launch_soft_align_backward(const SoftAlignBackwardParams<T>& p, float* workspace,
                                        cudaStream_t stream) {
-  return launch_pairs(soft_align_backward_kernel<T>, p, kBackwardMatrices, workspace, stream);
+  return launch_pairs(soft_align_backward_kernel<T>, p, kBackwardMatrices, workspace,
+                      static_cast<const float*>(nullptr), stream);
+}
+
+template <typename T>
+cudaError_t launch_soft_align_forward_saving_probs(const SoftAlignForwardParams<T>& p,
+                                                   float* workspace, float* saved_probs,
+                                                   cudaStream_t stream) {
+  if (saved_probs == nullptr) return cudaErrorInvalidValue;
+  return launch_pairs(soft_align_forward_kernel<T>, p, kForwardMatrices, workspace, saved_probs,
+                      stream);
+}
+
+template <typename T>
+cudaError_t launch_soft_align_backward_from_probs(const SoftAlignBackwardParams<T>& p,
+                                                  float* workspace, const float* saved_probs,
+                                                  cudaStream_t stream) {
+  if (saved_probs == nullptr) return cudaErrorInvalidValue;
+  return launch_pairs(soft_align_backward_kernel<T>, p, kBackwardMatrices, workspace,
+                      saved_probs, stream);
 }
 
 #define DYNBATCH_INSTANTIATE(T)                                                              \
   template cudaError_t launch_soft_align_forward<T>(const SoftAlignForwardParams<T>&, float*, \
                                                     cudaStream_t);                           \
   template cudaError_t launch_soft_align_backward<T>(const SoftAlignBackwardParams<T>&,       \
-                                                     float*, cudaStream_t);
+                                                     float*, cudaStream_t);                  \
+  template cudaError_t launch_soft_align_forward_saving_probs<T>(                            \
+      const SoftAlignForwardParams<T>&, float*, float*, cudaStream_t);                       \
+  template cudaError_t launch_soft_align_backward_from_probs<T>(                             \
+      const SoftAlignBackwardParams<T>&, float*, const float*, cudaStream_t);
 DYNBATCH_INSTANTIATE(float)
 DYNBATCH_INSTANTIATE(__half)
 DYNBATCH_INSTANTIATE(__nv_bfloat16)

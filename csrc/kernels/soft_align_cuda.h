@@ -26,4 +26,17 @@ template <typename T>
 cudaError_t launch_soft_align_backward(const SoftAlignBackwardParams<T>& params, float* workspace,
                                        cudaStream_t stream);
 
+// The other choice for the probabilities, which the ops do not take (they recompute them in the
+// backward): the forward also writes each pair's P_row and P_col to saved_probs, and the backward
+// reads them there instead of recomputing. saved_probs holds batch * 2 * max_len_a * max_len_b
+// floats. Only for benchmarks/kernels/soft_align_probs.cu, which times the two choices.
+template <typename T>
+cudaError_t launch_soft_align_forward_saving_probs(const SoftAlignForwardParams<T>& params,
+                                                   float* workspace, float* saved_probs,
+                                                   cudaStream_t stream);
+template <typename T>
+cudaError_t launch_soft_align_backward_from_probs(const SoftAlignBackwardParams<T>& params,
+                                                  float* workspace, const float* saved_probs,
+                                                  cudaStream_t stream);
+
 }  // namespace dynbatch

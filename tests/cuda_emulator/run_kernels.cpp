@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -59,6 +60,15 @@ void expect(const std::string& what, const std::vector<T>& got, const Vec& want,
     std::printf("FAIL %s (%s): max error %.3g of scale %.3g, padded rows zero: %s\n", what.c_str(),
                 name_of<T>(), worst, scale, padding_ok ? "yes" : "NO");
   }
+}
+
+// Every entry bit for bit as `want` (two runs of the same float arithmetic).
+template <typename T>
+void expect_same_bits(const std::string& what, const std::vector<T>& got, const std::vector<T>& want) {
+  ++checks;
+  if (got.size() == want.size() && std::memcmp(got.data(), want.data(), got.size() * sizeof(T)) == 0) return;
+  ++failures;
+  std::printf("FAIL %s (%s): not the same bits\n", what.c_str(), name_of<T>());
 }
 
 struct Pairs {
@@ -178,6 +188,24 @@ void check_soft_align(const std::string& label, std::vector<std::pair<int64_t, i
   expect("soft_align b~ " + label, b_t, want_bt, p.len_b, p.max_b, dim);
   expect("soft_align grad a " + label, grad_a, want_ga, p.len_a, p.max_a, dim);
   expect("soft_align grad b " + label, grad_b, want_gb, p.len_b, p.max_b, dim);
+
+  // The saved-probabilities variant (timed against recomputing on a GPU) must give the same bits:
+  // it stores the forward's probabilities and the backward reads them instead of recomputing the
+  // same float arithmetic. A backward reading wrong or unwritten (NaN) probabilities differs.
+  std::vector<float> saved(p.batch * 2 * p.max_a * p.max_b, NAN);  // as large as documented
+  std::vector<T> a_t2(a.size(), poison<T>()), b_t2(b.size(), poison<T>());
+  std::vector<T> grad_a2(a.size(), poison<T>()), grad_b2(b.size(), poison<T>());
+  fp.a_tilde = a_t2.data(), fp.b_tilde = b_t2.data();
+  bp.grad_a = grad_a2.data(), bp.grad_b = grad_b2.data();
+  std::fill(forward_workspace.begin(), forward_workspace.end(), NAN);
+  std::fill(backward_workspace.begin(), backward_workspace.end(), NAN);
+  if (dynbatch::launch_soft_align_forward_saving_probs(fp, pointer(forward_workspace), saved.data(), nullptr) != cudaSuccess ||
+      dynbatch::launch_soft_align_backward_from_probs(bp, pointer(backward_workspace), saved.data(), nullptr) != cudaSuccess)
+    ++failures;
+  expect_same_bits("soft_align saved-probabilities a~ " + label, a_t2, a_t);
+  expect_same_bits("soft_align saved-probabilities b~ " + label, b_t2, b_t);
+  expect_same_bits("soft_align saved-probabilities grad a " + label, grad_a2, grad_a);
+  expect_same_bits("soft_align saved-probabilities grad b " + label, grad_b2, grad_b);
 }
 
 template <typename T>

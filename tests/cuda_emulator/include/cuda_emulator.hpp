@@ -17,6 +17,7 @@
 
 #include <ucontext.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -243,6 +244,53 @@ cudaError_t cudaFuncSetAttribute(void (*kernel)(Params...), cudaFuncAttribute at
       value > ::emu::shared_memory_optin_bytes)
     return cudaErrorInvalidValue;
   ::emu::dynamic_shared_limits()[reinterpret_cast<const void*>(kernel)] = value;
+  return cudaSuccess;
+}
+
+// The host side of the runtime that host programs (benchmarks/kernels/*.cu) call: "device"
+// memory is host memory, every call is synchronous, events read the host's clock, and the device
+// is a small one (1 MiB of L2) so that cache flushes stay cheap.
+enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };
+struct cudaDeviceProp {
+  char name[256];
+  int major, minor, l2CacheSize, multiProcessorCount;
+};
+using cudaEvent_t = struct emu_event*;
+struct emu_event {
+  std::chrono::steady_clock::time_point at;
+};
+inline const char* cudaGetErrorString(cudaError_t error) {
+  return error == cudaSuccess ? "no error" : "invalid argument (emulated runtime)";
+}
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device != 0) return cudaErrorInvalidValue;
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof prop->name, "CPU emulator");
+  prop->l2CacheSize = 1 << 20, prop->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDriverGetVersion(int* version) { return *version = 0, cudaSuccess; }
+inline cudaError_t cudaRuntimeGetVersion(int* version) { return *version = 0, cudaSuccess; }
+inline cudaError_t cudaMalloc(void** pointer, size_t bytes) {
+  *pointer = std::malloc(bytes > 0 ? bytes : 1);
+  return *pointer ? cudaSuccess : cudaErrorInvalidValue;
+}
+inline cudaError_t cudaFree(void* pointer) { return std::free(pointer), cudaSuccess; }
+inline cudaError_t cudaMemcpy(void* to, const void* from, size_t bytes, cudaMemcpyKind) {
+  return std::memcpy(to, from, bytes), cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* to, int value, size_t bytes, cudaStream_t = nullptr) {
+  return std::memset(to, value, bytes), cudaSuccess;
+}
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+inline cudaError_t cudaEventCreate(cudaEvent_t* event) { return *event = new emu_event{}, cudaSuccess; }
+inline cudaError_t cudaEventDestroy(cudaEvent_t event) { return delete event, cudaSuccess; }
+inline cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t = nullptr) {
+  return event->at = std::chrono::steady_clock::now(), cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  *ms = std::chrono::duration<float, std::milli>(end->at - start->at).count();
   return cudaSuccess;
 }
 
