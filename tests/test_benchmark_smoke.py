@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -88,6 +90,16 @@ def test_sections_measures_only_those_asked_for(tmp_path, capsys):
         main(["bench", "--tiny", "--sections", "speed", "--out", str(tmp_path)])
     assert exit_.value.code == 2
     assert "invalid choice: 'speed'" in capsys.readouterr().err
+
+
+def test_the_command_prints_no_profiler_start_stop_lines(tmp_path):
+    # The ops section's CPU memory figures open a profiling session per path and batch; torch's
+    # profiler would print two "USDT: ... profiler_start/stop" lines for each.
+    done = subprocess.run([sys.executable, "-m", "dynbatch_ext", "bench", "--tiny", "--sections", "ops",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "peak memory" in done.stdout  # the profiled figures were measured
+    assert "profiler_start" not in done.stdout + done.stderr
 
 
 def test_bad_options_end_in_one_line(tmp_path, capsys):
