@@ -56,21 +56,28 @@ cudaError_t plan_scratch(int64_t batch, int64_t max_a, int64_t max_b, int matric
 }
 
 // Pair n of the batch: its lengths (the kernel stops on one out of range), where its rows start
-// in the (B, La, d) and (B, Lb, d) arrays, and its matrices (the block's dynamic shared memory,
-// or the pair's part of the workspace).
+// in the (B, La, d) and (B, Lb, d) arrays and its rows of a and b, and its first two matrices,
+// P_row and P_col, la x lb each (in the block's dynamic shared memory, or in the pair's part of
+// the workspace; further matrices follow P_col).
+template <typename T>
 struct Pair {
   int64_t la, lb, offset_a, offset_b;
-  float* matrices;
+  const T* a;
+  const T* b;
+  float* p_row;
+  float* p_col;
 };
 
 template <typename T>
-__device__ __forceinline__ Pair pair_at(const SoftAlignParams<T>& p, int64_t n, float* shared,
-                                        float* workspace, int64_t floats_per_pair) {
-  const Pair pair{p.len_a[n], p.len_b[n], n * p.max_len_a * p.dim, n * p.max_len_b * p.dim,
-                  workspace ? workspace + n * floats_per_pair : shared};
-  cuda::require_length(pair.la, p.max_len_a, "len_a", n);
-  cuda::require_length(pair.lb, p.max_len_b, "len_b", n);
-  return pair;
+__device__ __forceinline__ Pair<T> pair_at(const SoftAlignParams<T>& p, int64_t n, float* shared,
+                                           float* workspace, int64_t floats_per_pair) {
+  const int64_t la = p.len_a[n], lb = p.len_b[n];
+  cuda::require_length(la, p.max_len_a, "len_a", n);
+  cuda::require_length(lb, p.max_len_b, "len_b", n);
+  const int64_t offset_a = n * p.max_len_a * p.dim, offset_b = n * p.max_len_b * p.dim;
+  float* matrices = workspace ? workspace + n * floats_per_pair : shared;
+  return Pair<T>{la, lb, offset_a, offset_b, p.a + offset_a, p.b + offset_b, matrices,
+                 matrices + la * lb};
 }
 
 // S into p_row, then P_col from it, then P_row in place. Ends with a barrier.
@@ -96,12 +103,10 @@ __global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
   DYNBATCH_DYNAMIC_SHARED(float, shared);
   const int64_t d = p.dim;
   for (int64_t n = blockIdx.x; n < p.batch; n += gridDim.x) {
-    const Pair pair = pair_at(p, n, shared, workspace, floats_per_pair);
+    const Pair<T> pair = pair_at(p, n, shared, workspace, floats_per_pair);
     const int64_t la = pair.la, lb = pair.lb;
-    const T* a = p.a + pair.offset_a;
-    const T* b = p.b + pair.offset_b;
-    float* p_row = pair.matrices;
-    float* p_col = p_row + la * lb;
+    const T *a = pair.a, *b = pair.b;
+    float *p_row = pair.p_row, *p_col = pair.p_col;
     pair_probabilities(a, la, b, lb, d, p_row, p_col);
     if (saved_probs != nullptr)  // P_col follows P_row in both places
       cuda::copy_floats(p_row, saved_probs + saved_probs_offset(n, p.max_len_a, p.max_len_b),
@@ -123,14 +128,12 @@ __global__ void __launch_bounds__(kPairThreads, cuda::kPairBlocksPerSM)
   DYNBATCH_DYNAMIC_SHARED(float, shared);
   const int64_t d = p.dim;
   for (int64_t n = blockIdx.x; n < p.batch; n += gridDim.x) {
-    const Pair pair = pair_at(p, n, shared, workspace, floats_per_pair);
+    const Pair<T> pair = pair_at(p, n, shared, workspace, floats_per_pair);
     const int64_t la = pair.la, lb = pair.lb;
-    const T* a = p.a + pair.offset_a;
-    const T* b = p.b + pair.offset_b;
+    const T *a = pair.a, *b = pair.b;
     const T* g_a = p.grad_a_tilde + pair.offset_a;
     const T* g_b = p.grad_b_tilde + pair.offset_b;
-    float* p_row = pair.matrices;
-    float* p_col = p_row + la * lb;
+    float *p_row = pair.p_row, *p_col = pair.p_col;
     float* g1 = p_col + la * lb;
     float* ds = g1 + la * lb;
     if (saved_probs == nullptr)
