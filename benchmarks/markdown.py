@@ -70,6 +70,9 @@ def render(results: dict) -> str:
         raise ValueError("this results file has the flat ops layout of before 2026-11-22 15:00; "
                          "measure again")  # fmt: skip
     parts = [provenance(results)]
+    if ops.get("partial"):
+        parts.append("**Partial:** this run stopped before it had measured every batch; the "
+                     "figures below are those it saved on the way.")  # fmt: skip
     for section in ops["sections"]:
         first = section["batches"][0]
         parts.append(f"**{section['dtype'].split('.')[-1]}**, d = {ops['dim']}, on {ops['device']}, "

@@ -213,9 +213,12 @@ def _targets(results: list[dict], device: str) -> dict:
     return targets
 
 
-def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu", progress=None) -> dict:
+def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu", progress=None,
+        checkpoint=None) -> dict:
     """The ops section of the benchmark. `mode`: "tiny", "quick" or "full". One section per
-    dtype: float32 on the CPU; float32 and bfloat16 on CUDA."""
+    dtype: float32 on the CPU; float32 and bfloat16 on CUDA. `checkpoint`, if given, is called
+    with the figures so far (marked "partial") after every batch, so that a run stopped midway
+    (a GPU session's time limit) keeps what it measured."""
     on_cuda = device.startswith("cuda")
     batches, dim, repeats = (CUDA_SIZES if on_cuda else CPU_SIZES)[mode]
     dtypes = (torch.float32, torch.bfloat16) if on_cuda else (torch.float32,)
@@ -223,9 +226,13 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu",
     if progress is not None:
         progress.reset(total=len(batches) * len(dtypes))
     sections, plots = [], []
+    figures = {"device": device, "dim": dim, "copy_bandwidth_bytes_per_second": bandwidth,
+               "sections": sections, "plots": plots}  # fmt: skip
     for dtype in dtypes:
         name = str(dtype).split(".")[-1]
         results = []
+        section = {"dtype": str(dtype), "batches": results, "targets": {}}
+        sections.append(section)
         for batch in batches:
             if progress is not None:
                 progress.set_description(f"ops: {name}, B={batch}")
@@ -234,11 +241,12 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu",
                 result["floor_seconds"] = result["traffic_bytes"] / bandwidth
                 result["fused_over_floor"] = result["paths"]["fused"]["seconds"] / result["floor_seconds"]
             results.append(result)
+            section["targets"] = _targets(results, device)
+            if checkpoint is not None:
+                checkpoint({**figures, "partial": True})
             if progress is not None:
                 progress.update()
         plot_path = out_dir / ("ops.png" if dtype == torch.float32 else f"ops-{name}.png")
         plot(results, plot_path, f"soft_align + masked_pool, d={dim}, {device}, {name}")
         plots.append(plot_path.name)
-        sections.append({"dtype": str(dtype), "batches": results, "targets": _targets(results, device)})
-    return {"device": device, "dim": dim, "copy_bandwidth_bytes_per_second": bandwidth,
-            "sections": sections, "plots": plots}  # fmt: skip
+    return figures

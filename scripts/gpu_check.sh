@@ -10,8 +10,9 @@
 #              float32 and bfloat16: throughput against the device's peaks, DRAM traffic,
 #              occupancy and launch figures per kernel (what to work on when a target is missed)
 #   probs      soft_align's attention probabilities recomputed in the backward (what the ops do)
-#              or saved by the forward: builds benchmarks/kernels/soft_align_probs with nvcc and
-#              times both at B = 512 (python -m dynbatch_ext.benchmarks.probs_choice)
+#              or saved by the forward: builds benchmarks/kernels/soft_align_probs with nvcc,
+#              runs it under memcheck and racecheck on small batches, and times both choices at
+#              B = 512 (python -m dynbatch_ext.benchmarks.probs_choice)
 # STEPS="build tests" runs some of them (default: all; every step but build needs a CUDA build
 # installed). STEP_TIMEOUT=SECONDS stops a step that runs longer (its log so far is kept and the
 # next step runs), so that one slow step cannot use up a call's time limit. Extra arguments go to the benchmark (e.g. --quick, or --sections ops to time only
@@ -55,12 +56,18 @@ step with-cuda "$PYTHON" -c "import dynbatch_ext, torch; assert dynbatch_ext.wit
 if wanted tests; then
   step tests "$PYTHON" -m pytest -q -p no:cacheprovider tests
 fi
+# compute-sanitizer over our kernels only: their mangled names hold the namespace `dynbatch`, and
+# torch's own kernels then run uninstrumented, at full speed. PYTORCH_NO_CUDA_MEMORY_CACHING=1
+# gives every tensor its own allocation, so that memcheck sees a read past a tensor's end (inside
+# one of the caching allocator's blocks it would not).
+SANITIZE=(env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "${SANITIZER:-compute-sanitizer}" --error-exitcode 3
+          --kernel-name kns=dynbatch)
 if wanted sanitizer; then
   # The kernels' tests only: torch.compile's generated kernels are not ours to check, and
   # compiling under the sanitizer takes minutes. The bad-lengths test stops a kernel on purpose.
   OP_TESTS=(tests/test_ops_soft_align.py tests/test_ops_masked_pool.py tests/test_ops_low_precision.py)
   for tool in memcheck racecheck; do
-    step "sanitizer-$tool" compute-sanitizer --tool "$tool" --error-exitcode 3 \
+    step "sanitizer-$tool" "${SANITIZE[@]}" --tool "$tool" \
       "$PYTHON" -m pytest -q -p no:cacheprovider -k "(cuda or low_precision) and not compile and not bad_lengths" \
       "${OP_TESTS[@]}"
   done
@@ -77,8 +84,21 @@ if wanted profile; then
 fi
 if wanted probs; then
   program=${TMPDIR:-/tmp}/dynbatch_soft_align_probs
-  step probs-build "${NVCC:-nvcc}" -O3 -std=c++17 -arch=native -I csrc -o "$program" \
-    benchmarks/kernels/soft_align_probs.cu csrc/kernels/soft_align.cu &&
+  if step probs-build "${NVCC:-nvcc}" -O3 -std=c++17 -arch=native -I csrc -o "$program" \
+    benchmarks/kernels/soft_align_probs.cu csrc/kernels/soft_align.cu; then
+    # The saving variants run only in this program (the ops recompute), so the sanitizer checks
+    # them here, at d = PROBS_CHECK_DIM (ESIM's 600) on one batch for each place the pair matrices
+    # can live: the default 48 KiB of shared memory, opted-in shared memory, the global workspace
+    # (the sizes are an H100's or H200's). Lengths 0 and 1 on either side included.
+    declare -A PROBS_CASES=([shared]=$'0 3\n3 0\n0 0\n1 1\n17 20\n40 33'
+                            [optin]=$'1 1\n100 60\n60 50\n0 2'
+                            [workspace]=$'0 5\n150 150\n2 149\n1 0')
+    for case in shared optin workspace; do
+      for tool in memcheck racecheck; do
+        step "probs-$tool-$case" "${SANITIZE[@]}" --tool "$tool" "$program" "${PROBS_CHECK_DIM:-600}" 1 <<<"${PROBS_CASES[$case]}"
+      done
+    done
     step probs "$PYTHON" -m dynbatch_ext.benchmarks.probs_choice --program "$program" --out "$RESULTS"
+  fi
 fi
 exit $status

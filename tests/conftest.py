@@ -1,4 +1,5 @@
-"""Shared fixtures: real data from ../shared/data (skipped with a reason when absent)."""
+"""Shared fixtures: real data from ../shared/data (skipped with a reason when absent), and the
+probabilities benchmark program built for the CUDA emulator."""
 from __future__ import annotations
 
 import math
@@ -6,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from emulator_build import ROOT, build
 from hypothesis import HealthCheck, settings
 
 from dynbatch_ext import datasets
@@ -51,3 +53,10 @@ def reference_batch_cost(lengths, batch, const=0.0, linear=0.0, quadratic=0.0, p
         return size * (const + linear * longest + quadratic * longest * longest)
     first, second = padded(rows[:, 0].max()), padded(rows[:, 1].max())
     return size * (const + linear * (first + second) + quadratic * first * second)
+
+
+@pytest.fixture(scope="session")
+def probs_program(tmp_path_factory):
+    """benchmarks/kernels/soft_align_probs.cu built against the CUDA emulator, under ASan and UBSan."""
+    sources = [ROOT / "csrc" / "kernels" / "soft_align.cu", ROOT / "benchmarks" / "kernels" / "soft_align_probs.cu"]
+    return build(tmp_path_factory.mktemp("probs") / "soft_align_probs", cuda=sources, sanitize=True)

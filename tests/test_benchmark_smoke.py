@@ -92,6 +92,30 @@ def test_sections_measures_only_those_asked_for(tmp_path, capsys):
     assert "invalid choice: 'speed'" in capsys.readouterr().err
 
 
+def test_an_ops_run_stopped_midway_keeps_the_batches_it_measured(tmp_path, monkeypatch):
+    # A GPU session's time limit can stop the benchmark in its ops section; what it measured
+    # before that must be in results.json, marked partial, and render as a table.
+    from dynbatch_ext.benchmarks import markdown, ops
+
+    measure_batch, calls = ops.measure_batch, []
+
+    def stops_at_the_second_batch(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise RuntimeError("stopped by the time limit")
+        return measure_batch(*args, **kwargs)
+
+    monkeypatch.setattr(ops, "measure_batch", stops_at_the_second_batch)
+    with pytest.raises(RuntimeError, match="time limit"):
+        main(["bench", "--tiny", "--sections", "ops", "--out", str(tmp_path)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["ops"]["partial"] is True
+    (section,) = results["ops"]["sections"]
+    assert [r["batch"] for r in section["batches"]] == calls[:1]
+    text = markdown.render(results)
+    assert "**Partial:**" in text and f"| {calls[0]} |" in text
+
+
 def test_the_command_prints_no_profiler_start_stop_lines(tmp_path):
     # The ops section's CPU memory figures open a profiling session per path and batch; torch's
     # profiler would print two "USDT: ... profiler_start/stop" lines for each.

@@ -21,6 +21,7 @@ def test_every_batch_and_path_is_a_cell_of_the_table(results, capsys):
     text = markdown.main([str(results)])
     assert capsys.readouterr().out == text
     data = json.loads(results.read_text())
+    assert "partial" not in data["ops"] and "Partial" not in text  # a finished run
     section = data["ops"]["sections"][0]
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("| B |"))

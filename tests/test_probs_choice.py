@@ -7,20 +7,12 @@ import json
 import subprocess
 
 import pytest
-from emulator_build import ROOT, build
 
 from dynbatch_ext.benchmarks import probs_choice
 
-SOURCES = [ROOT / "csrc" / "kernels" / "soft_align.cu", ROOT / "benchmarks" / "kernels" / "soft_align_probs.cu"]  # fmt: skip
 
-
-@pytest.fixture(scope="module")
-def program(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("probs") / "soft_align_probs", cuda=SOURCES, sanitize=True)
-
-
-def test_both_choices_give_the_same_bits_and_are_timed_in_both_dtypes(program, tmp_path, capsys):
-    report = probs_choice.main(["--program", str(program), "--batch", "5", "--dim", "9",
+def test_both_choices_give_the_same_bits_and_are_timed_in_both_dtypes(probs_program, tmp_path, capsys):
+    report = probs_choice.main(["--program", str(probs_program), "--batch", "5", "--dim", "9",
                                 "--repeats", "3", "--out", str(tmp_path)])  # fmt: skip
     assert json.loads((tmp_path / "probs_choice.json").read_text()) == report
     measurement = report["measurement"]
@@ -43,8 +35,8 @@ def test_both_choices_give_the_same_bits_and_are_timed_in_both_dtypes(program, t
     ("3 x\n", 'expected one "la lb" line'),
     ("", "no pairs"),
 ])  # fmt: skip
-def test_the_program_refuses_bad_lengths_with_a_message(program, stdin, message):
-    done = subprocess.run([str(program), "8", "2"], input=stdin, capture_output=True, text=True,
+def test_the_program_refuses_bad_lengths_with_a_message(probs_program, stdin, message):
+    done = subprocess.run([str(probs_program), "8", "2"], input=stdin, capture_output=True, text=True,
                           timeout=60)  # fmt: skip
     assert done.returncode == 1 and message in done.stderr
 

@@ -195,11 +195,18 @@ def run(args: argparse.Namespace) -> int:
         extra_pairs = args.data if case.lengths.ndim == 2 else None
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    results = {"mode": args.mode, "environment": environment.describe(device)}
+
+    def save(**section: dict) -> None:  # sets a section's figures and rewrites results.json
+        results.update(section)
+        (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+
     measure = {
         "batching": lambda progress: batching.run(
             mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress, extra_cases=extra),
         "ops": lambda progress: ops.run(
-            mode=args.mode, data_dir=data_dir, out_dir=out, device=device, progress=progress),
+            mode=args.mode, data_dir=data_dir, out_dir=out, device=device, progress=progress,
+            checkpoint=lambda so_far: save(ops=so_far)),
         "training": lambda progress: training.run(
             mode=args.mode, data_dir=data_dir, out_dir=out, device=device.split(":")[0],
             progress=progress, extra_pairs=extra_pairs),
@@ -209,7 +216,6 @@ def run(args: argparse.Namespace) -> int:
     tables = {"batching": _format_table, "ops": _format_ops_table,
               "training": _format_training_table, "calibration": _format_calibration_table}  # fmt: skip
     sections = [name for name in SECTIONS if name in args.sections]  # in the usual order
-    results = {"mode": args.mode, "environment": environment.describe(device)}
     env = results["environment"]
     gpu = f" | {env['gpu']} (driver {env['driver']}, CUDA {env['cuda']})" if "gpu" in env else ""
     print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
@@ -217,9 +223,8 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(unit="step", leave=False) as progress:
         for name in sections:
             progress.set_description(name)
-            results[name] = measure[name](progress)
             # Each section is saved and shown when done: a later one that fails loses nothing.
-            (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+            save(**{name: measure[name](progress)})
             progress.write(tables[name](results[name]))
     plots = [p for name in sections for p in results[name]["plots"]]
     print(f"results.json and plots ({', '.join(plots)}) are in {out.resolve()}/")
