@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv (once) with torch and the build tools, then builds and installs dynbatch_ext into
-# it. Idempotent: a second run reuses .venv and rebuilds incrementally (build/).
+# Creates .venv (once; $VENV if set) with torch and the build tools, then builds and installs
+# dynbatch_ext into it. Idempotent: a second run reuses the venv and rebuilds incrementally
+# (build/).
 # Source it (`. scripts/setup_env.sh`) to keep the venv active.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -9,6 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # CUDA build. Override with TORCH_SPEC (e.g. TORCH_SPEC=torch to keep what a GPU machine has).
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}  # another folder keeps another torch apart (scripts/cuda_build_check.sh)
 
 pip_install() {
   # This workplace's pip config names an extra index that may be absent; hide that one warning.
@@ -16,9 +18,9 @@ pip_install() {
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
 
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 # shellcheck disable=SC1091
-. .venv/bin/activate
+. "$VENV/bin/activate"
 pip_install "$TORCH_SPEC" "scikit-build-core>=0.10" "pybind11>=2.12" ninja
 # No build isolation: compile against the torch just installed (see pyproject.toml).
 pip_install --no-build-isolation ".[test]"
