@@ -7,19 +7,9 @@
 # This is scripts/gpu_check.sh's build step, plus the CPU half of its tests step.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# torch's CMake config finds the toolkit from the first nvcc on PATH, which must be the toolkit's
-# own (a wrapper script elsewhere leaves it without headers and libraries): CUDA_HOME, else
-# /usr/local/cuda, else where nvcc really lives.
-CUDA_HOME=${CUDA_HOME:-$( [ -d /usr/local/cuda ] && echo /usr/local/cuda || dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")}
-[ -x "$CUDA_HOME/bin/nvcc" ] || {
-  echo "cuda_build_check: no nvcc in CUDA_HOME=$CUDA_HOME (install the CUDA toolkit, or set CUDA_HOME)" >&2
-  exit 1
-}
-export CUDA_HOME PATH="$CUDA_HOME/bin:$PATH"
+command -v nvcc >/dev/null || { echo "cuda_build_check: no nvcc on PATH (install the CUDA toolkit)" >&2; exit 1; }
 # Its own venv and build folder: the CPU build's .venv and build/ stay as they are.
 export VENV=.venv-cuda TORCH_SPEC=${TORCH_SPEC:-torch==2.11.0} SKBUILD_BUILD_DIR="build/cuda-{wheel_tag}"
-# Named on every configure, so that a toolkit found wrongly once is not kept in CMake's cache.
-export SKBUILD_CMAKE_ARGS="-DCUDA_TOOLKIT_ROOT_DIR=$CUDA_HOME"
 . scripts/setup_env.sh
 python - <<'PY'
 import torch
