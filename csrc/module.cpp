@@ -45,35 +45,35 @@ CostModel make_cost(const py::tuple& coefficients) {
                    coefficients[2].cast<double>()};
 }
 
-OversizePolicy parse_oversize(const std::string& name) {
-  if (name == "error") return OversizePolicy::kError;
-  if (name == "alone") return OversizePolicy::kAlone;
-  if (name == "skip") return OversizePolicy::kSkip;
-  throw std::invalid_argument("oversize must be 'error', 'alone' or 'skip', got '" + name + "'");
+// A dynbatch_ext.batching.PlanOptions, whose fields are checked and normalised in Python, read
+// field by field into the core's PlanOptions.
+PlanOptions to_plan_options(const py::handle& options, uint64_t epoch) {
+  PlanOptions out;
+  out.budget = options.attr("budget").cast<double>();
+  out.cost = make_cost(options.attr("cost").attr("coefficients"));
+  out.pad_multiple = options.attr("pad_multiple").cast<int64_t>();
+  const py::object max_batch_size = options.attr("max_batch_size");
+  out.max_batch_size = max_batch_size.is_none() ? 0 : max_batch_size.cast<int64_t>();
+  const py::object policies =
+      py::module_::import("dynbatch_ext._C").attr("Oversize").attr("__members__");
+  out.oversize = policies[options.attr("oversize")].cast<OversizePolicy>();
+  out.shuffle = options.attr("shuffle").cast<bool>();
+  out.seed = options.attr("seed").cast<uint64_t>();
+  out.epoch = epoch;
+  out.padding_noise = options.attr("padding_noise").cast<double>();
+  out.batch_overhead = options.attr("batch_overhead").cast<double>();
+  out.num_replicas = options.attr("num_replicas").cast<int64_t>();
+  out.drop_last = options.attr("drop_last").cast<bool>();
+  return out;
 }
 
-py::dict plan(const Int64Array& lengths, double budget, const py::tuple& cost,
-              int64_t pad_multiple, int64_t max_batch_size, const std::string& oversize,
-              bool shuffle, uint64_t seed, uint64_t epoch, double padding_noise,
-              double batch_overhead, int64_t num_replicas, bool drop_last) {
+py::dict plan(const Int64Array& lengths, const py::handle& options, uint64_t epoch) {
   const LengthsView view = view_lengths(lengths);
-  PlanOptions options;
-  options.budget = budget;
-  options.cost = make_cost(cost);
-  options.pad_multiple = pad_multiple;
-  options.max_batch_size = max_batch_size;
-  options.oversize = parse_oversize(oversize);
-  options.shuffle = shuffle;
-  options.seed = seed;
-  options.epoch = epoch;
-  options.padding_noise = padding_noise;
-  options.batch_overhead = batch_overhead;
-  options.num_replicas = num_replicas;
-  options.drop_last = drop_last;
+  const PlanOptions settings = to_plan_options(options, epoch);
   BatchPlan result;
   {
     py::gil_scoped_release release;
-    result = plan_batches(view, options);
+    result = plan_batches(view, settings);
   }
   py::dict out;
   out["indices"] = to_numpy(std::move(result.indices));
@@ -106,16 +106,18 @@ py::dict describe(const Int64Array& lengths, const Int64Array& indices,
   return out;
 }
 
-py::dict steps(const py::array_t<double, py::array::c_style>& weights, double target,
-            int64_t max_micro_batches, int64_t num_replicas, bool shuffle, uint64_t seed,
-            uint64_t epoch) {
+// Step options from a dynbatch_ext.batching.steps.StepOptions; the replicas and the randomness
+// from the plan's PlanOptions, so that steps and batches follow the same seed and epoch.
+py::dict group_steps(const py::array_t<double, py::array::c_style>& weights,
+                     const py::handle& steps, const py::handle& plan, uint64_t epoch) {
   if (weights.ndim() != 1) throw std::invalid_argument("batch weights must be 1-D");
   StepOptions options;
-  options.target = target;
-  options.max_micro_batches = max_micro_batches;
-  options.num_replicas = num_replicas;
-  options.shuffle = shuffle;
-  options.seed = seed;
+  options.target = steps.attr("target").cast<double>();
+  const py::object room = steps.attr("max_micro_batches");
+  options.max_micro_batches = room.is_none() ? 0 : room.cast<int64_t>();
+  options.num_replicas = plan.attr("num_replicas").cast<int64_t>();
+  options.shuffle = plan.attr("shuffle").cast<bool>();
+  options.seed = plan.attr("seed").cast<uint64_t>();
   options.epoch = epoch;
   StepPlan result;
   {
@@ -123,7 +125,7 @@ py::dict steps(const py::array_t<double, py::array::c_style>& weights, double ta
     result = plan_steps(weights.data(), weights.shape(0), options);
   }
   py::dict out;
-  out["micro_steps"] = to_numpy(std::move(result.micro_steps));
+  out["rounds"] = to_numpy(std::move(result.rounds));
   out["offsets"] = to_numpy(std::move(result.offsets));
   out["totals"] = to_numpy(std::move(result.totals));
   return out;
@@ -133,17 +135,17 @@ py::dict steps(const py::array_t<double, py::array::c_style>& weights, double ta
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "dynbatch_ext compiled core: budgeted length bucketing (and torch ops)";
-  m.def("plan_batches", &plan, py::arg("lengths"), py::arg("budget"), py::arg("cost"),
-        py::arg("pad_multiple"), py::arg("max_batch_size"), py::arg("oversize"),
-        py::arg("shuffle"), py::arg("seed"), py::arg("epoch"), py::arg("padding_noise"),
-        py::arg("batch_overhead"), py::arg("num_replicas"), py::arg("drop_last"),
-        "Plans batches in step order; see dynbatch_ext.plan_batches.");
+  py::enum_<OversizePolicy>(m, "Oversize", "What plan_batches does with a sample over budget.")
+      .value("error", OversizePolicy::kError)
+      .value("alone", OversizePolicy::kAlone)
+      .value("skip", OversizePolicy::kSkip);
+  m.def("plan_batches", &plan, py::arg("lengths"), py::arg("options"), py::arg("epoch"),
+        "Plans batches in round order; see dynbatch_ext.plan_batches.");
   m.def("describe_batches", &describe, py::arg("lengths"), py::arg("indices"),
         py::arg("offsets"), py::arg("cost"), py::arg("pad_multiple"),
         "Per-batch sizes, padded shapes, tokens and costs; see dynbatch_ext.padding_stats.");
-  m.def("plan_steps", &steps, py::arg("weights"), py::arg("target"),
-        py::arg("max_micro_batches"), py::arg("num_replicas"), py::arg("shuffle"),
-        py::arg("seed"), py::arg("epoch"),
+  m.def("plan_steps", &group_steps, py::arg("weights"), py::arg("steps"), py::arg("plan"),
+        py::arg("epoch"),
         "Groups micro-batches into steps of about equal weight; see dynbatch_ext.plan_steps.");
   m.def("with_cuda", []() { return DYNBATCH_WITH_CUDA != 0; },
         "Whether this build holds the CUDA kernels.");

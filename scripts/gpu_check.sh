@@ -10,9 +10,9 @@
 #              float32 and bfloat16: throughput against the device's peaks, DRAM traffic,
 #              occupancy and launch figures per kernel (what to work on when a target is missed)
 #   probs      soft_align's attention probabilities recomputed in the backward (what the ops do)
-#              or saved by the forward: builds benchmarks/kernels/soft_align_probs with nvcc,
+#              or saved by the forward: builds csrc/bench/soft_align_probs with nvcc,
 #              runs it under memcheck and racecheck on small batches, and times both choices at
-#              B = 512 (python -m dynbatch_ext.benchmarks.probs_choice)
+#              B = 512 (python -m dynbatch_ext.bench.probs_choice)
 # STEPS="build tests" runs some of them (default: all; every step but build needs a CUDA build
 # installed). STEP_TIMEOUT=SECONDS stops a step that runs longer (its log so far is kept and the
 # next step runs), so that one slow step cannot use up a call's time limit. Extra arguments go to the benchmark (e.g. --quick, or --sections ops to time only
@@ -80,12 +80,12 @@ if wanted profile; then
   step profile "${NCU:-ncu}" --clock-control none --profile-from-start off \
     -k "regex:soft_align|masked_pool" --section SpeedOfLight --section MemoryWorkloadAnalysis \
     --section Occupancy --section LaunchStats \
-    "$PYTHON" -m dynbatch_ext.benchmarks.profile_step --batch 512
+    "$PYTHON" -m dynbatch_ext.bench.profile_step --batch 512
 fi
 if wanted probs; then
   program=${TMPDIR:-/tmp}/dynbatch_soft_align_probs
   if step probs-build "${NVCC:-nvcc}" -O3 -std=c++17 -arch=native -I csrc -o "$program" \
-    benchmarks/kernels/soft_align_probs.cu csrc/kernels/soft_align.cu; then
+    csrc/bench/soft_align_probs.cu csrc/kernels/soft_align.cu; then
     # The saving variants run only in this program (the ops recompute), so the sanitizer checks
     # them here, at d = PROBS_CHECK_DIM (ESIM's 600) on one batch for each place the pair matrices
     # can live: the default 48 KiB of shared memory, opted-in shared memory, the global workspace
@@ -98,7 +98,7 @@ if wanted probs; then
         step "probs-$tool-$case" "${SANITIZE[@]}" --tool "$tool" "$program" "${PROBS_CHECK_DIM:-600}" 1 <<<"${PROBS_CASES[$case]}"
       done
     done
-    step probs "$PYTHON" -m dynbatch_ext.benchmarks.probs_choice --program "$program" --out "$RESULTS"
+    step probs "$PYTHON" -m dynbatch_ext.bench.probs_choice --program "$program" --out "$RESULTS"
   fi
 fi
 exit $status

@@ -10,7 +10,7 @@ import pytest
 from emulator_build import ROOT, build
 from hypothesis import HealthCheck, settings
 
-from dynbatch_ext import datasets
+from dynbatch_ext import corpora
 
 settings.register_profile(
     "default", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
@@ -20,7 +20,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _data_file(name: str):
-    folder = datasets.default_data_dir()
+    folder = corpora.default_data_dir()
     if folder is None or not (folder / name).is_file():
         pytest.skip(f"{name} not found: real data lives in ../shared/data (or $DYNBATCH_DATA_DIR)")
     return folder / name
@@ -29,13 +29,13 @@ def _data_file(name: str):
 @pytest.fixture(scope="session")
 def snli_lengths() -> np.ndarray:
     """(N, 2) whitespace-token lengths of SNLI dev pairs."""
-    return datasets.read_pairs_tsv(_data_file(datasets.SNLI_DEV)).token_lengths()
+    return corpora.read_pairs_tsv(_data_file(corpora.SNLI_DEV)).token_lengths()
 
 
 @pytest.fixture(scope="session")
 def chnsenticorp_lengths() -> np.ndarray:
     """(N,) character lengths of ChnSentiCorp hotel reviews (one is empty)."""
-    return datasets.character_lengths(datasets.read_texts(_data_file(datasets.CHNSENTICORP)))
+    return corpora.character_lengths(corpora.read_texts(_data_file(corpora.CHNSENTICORP)))
 
 
 def reference_batch_cost(lengths, batch, const=0.0, linear=0.0, quadratic=0.0, pad_multiple=1):
@@ -57,6 +57,6 @@ def reference_batch_cost(lengths, batch, const=0.0, linear=0.0, quadratic=0.0, p
 
 @pytest.fixture(scope="session")
 def probs_program(tmp_path_factory):
-    """benchmarks/kernels/soft_align_probs.cu built against the CUDA emulator, under ASan and UBSan."""
-    sources = [ROOT / "csrc" / "kernels" / "soft_align.cu", ROOT / "benchmarks" / "kernels" / "soft_align_probs.cu"]
+    """csrc/bench/soft_align_probs.cu built against the CUDA emulator, under ASan and UBSan."""
+    sources = [ROOT / "csrc" / "kernels" / "soft_align.cu", ROOT / "csrc" / "bench" / "soft_align_probs.cu"]
     return build(tmp_path_factory.mktemp("probs") / "soft_align_probs", cuda=sources, sanitize=True)

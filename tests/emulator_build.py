@@ -1,5 +1,5 @@
 """Builds C++ programs against tests/cuda_emulator, which runs CUDA code on the CPU: the kernels of
-csrc/kernels and host programs such as benchmarks/kernels/*.cu (see cuda_emulator.hpp)."""
+csrc/kernels and host programs such as csrc/bench/*.cu (see cuda_emulator.hpp)."""
 from __future__ import annotations
 
 import shutil

@@ -95,9 +95,9 @@ def test_sections_measures_only_those_asked_for(tmp_path, capsys):
 def test_an_ops_run_stopped_midway_keeps_the_batches_it_measured(tmp_path, monkeypatch):
     # A GPU session's time limit can stop the benchmark in its ops section; what it measured
     # before that must be in results.json, marked partial, and render as a table.
-    from dynbatch_ext.benchmarks import markdown, ops
+    from dynbatch_ext.bench import markdown, op_speed
 
-    measure_batch, calls = ops.measure_batch, []
+    measure_batch, calls = op_speed.measure_batch, []
 
     def stops_at_the_second_batch(*args, **kwargs):
         calls.append(args[0])
@@ -105,7 +105,7 @@ def test_an_ops_run_stopped_midway_keeps_the_batches_it_measured(tmp_path, monke
             raise RuntimeError("stopped by the time limit")
         return measure_batch(*args, **kwargs)
 
-    monkeypatch.setattr(ops, "measure_batch", stops_at_the_second_batch)
+    monkeypatch.setattr(op_speed, "measure_batch", stops_at_the_second_batch)
     with pytest.raises(RuntimeError, match="time limit"):
         main(["bench", "--tiny", "--sections", "ops", "--out", str(tmp_path)])
     results = json.loads((tmp_path / "results.json").read_text())
@@ -167,7 +167,7 @@ def test_bad_data_and_device_end_in_one_line(tmp_path, capsys):
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_figures_record_device_driver_and_versions():
-    from dynbatch_ext.benchmarks import environment
+    from dynbatch_ext.bench import environment
 
     env = environment.describe("cuda")
     for key in ("gpu", "driver", "cuda", "compute_capability", "gpu_memory_bytes", "torch", "date"):
@@ -175,7 +175,7 @@ def test_gpu_figures_record_device_driver_and_versions():
 
 
 def test_profile_step_runs_the_fused_step_and_rejects_bad_options(capsys):
-    from dynbatch_ext.benchmarks import profile_step
+    from dynbatch_ext.bench import profile_step
 
     profile_step.main(["--device", "cpu", "--batch", "4", "--dim", "8", "--dtypes", "float32"])
     assert "float32: one fused step, a (4, " in capsys.readouterr().out

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from dynbatch_ext import datasets, plan_batches
-from dynbatch_ext.benchmarks.calibration import esim_probe, transformer_probe
-from dynbatch_ext.calibration import calibrate, fit, probe_shapes
-from dynbatch_ext.memory import peak_bytes
+from dynbatch_ext import corpora, plan_batches
+from dynbatch_ext.bench.calibrated_budgets import esim_probe, transformer_probe
+from dynbatch_ext.batching.calibration import calibrate, fit, probe_shapes
+from dynbatch_ext.batching.memory import peak_bytes
 
 CPU = torch.device("cpu")
 
@@ -29,9 +29,9 @@ def measured_step_peak(step, make, batch, shape):
 @pytest.mark.parametrize(
     "build, lengths, held_out",
     [
-        (transformer_step, datasets.synthetic_lengths(2000, seed=0, high=256),
+        (transformer_step, corpora.synthetic_lengths(2000, seed=0, high=256),
          [(5, 100), (3, 200), (12, 40), (1, 256), (20, 64)]),
-        (esim_step, datasets.synthetic_pair_lengths(3000, seed=0),
+        (esim_step, corpora.synthetic_pair_lengths(3000, seed=0),
          [(5, (30, 10)), (3, (60, 20)), (12, (10, 5)), (40, (14, 8)), (1, (80, 40))]),
     ],
     ids=["transformer", "esim"],
@@ -52,7 +52,7 @@ def test_predictions_hold_on_shapes_not_used_for_the_fit(build, lengths, held_ou
 
 def test_the_budget_keeps_every_planned_batch_under_the_limit():
     model, step, make = transformer_step()
-    lengths = datasets.synthetic_lengths(2000, seed=1, high=256)
+    lengths = corpora.synthetic_lengths(2000, seed=1, high=256)
     limit = 64 * 2**20
     result = calibrate(step, make, lengths, memory_limit=limit, model=model, progress=False)
     batches = plan_batches(lengths, result.budget, cost=result.cost)

@@ -35,7 +35,7 @@ def test_modules_fused_and_reference_agree():
     a, b, len_a, len_b = pair_batch(requires_grad=True)
     for fused in (True, False):
         align, pool = dnn.SoftAlignment(fused=fused), dnn.MaskedPooling(fused=fused)
-        a_tilde, b_tilde = align(a, len_a, b, len_b)
+        a_tilde, b_tilde = align(a, b, len_a, len_b)
         out = torch.cat([pool(a_tilde, len_a), pool(b_tilde, len_b)], dim=1)
         if fused:
             expected = out

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dynbatch_ext import BucketBatchSampler, CostModel, padding_stats, plan_batches
+from dynbatch_ext import BucketBatchSampler, CostModel, PlanOptions, padding_stats, plan_batches, plan_steps
 
 GOOD = np.array([3, 1, 4, 1, 5, 9, 2, 6])
 
@@ -121,3 +121,22 @@ def test_padding_stats_rejects_indices_outside_the_data():
 def test_torch_tensors_are_accepted_as_lengths():
     batches = plan_batches(torch.tensor(GOOD), 1000)
     np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(len(GOOD)))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: plan_batches(GOOD, 1000, max_batch=4),
+    lambda: plan_steps(GOOD, 1000, target=4, max_batch=4),
+    lambda: BucketBatchSampler(GOOD, 1000, max_batch=4),
+])  # fmt: skip
+def test_an_unknown_option_is_a_type_error_naming_it(make):
+    with pytest.raises(TypeError, match=r"\['max_batch'\].*PlanOptions"):
+        make()
+
+
+def test_plan_options_are_checked_and_normalised_when_made():
+    options = PlanOptions(1000, cost="tokens", max_batch_size=4)
+    assert options.cost == CostModel(linear=1) and options.budget == 1000.0
+    with pytest.raises(ValueError, match="pad_multiple must be at least 1"):
+        PlanOptions(1000, pad_multiple=0)
+    with pytest.raises(ValueError, match="oversize must be 'error', 'alone' or 'skip'"):
+        PlanOptions(1000, oversize="drop")

@@ -69,11 +69,11 @@ def test_steps_cover_the_plan_once_with_equal_steps_on_every_rank(problem):
     cap = problem["max_micro_batches"]
     if cap is not None:
         assert max(sizes[0]) <= cap
-    micro_steps, total = sum(sizes[0]), plans[0].totals.sum()
-    fewest = math.ceil(micro_steps / (cap or micro_steps))
-    expected = min(max(round(total / problem["target"]), fewest, 1), micro_steps)
+    rounds, total = sum(sizes[0]), plans[0].totals.sum()
+    fewest = math.ceil(rounds / (cap or rounds))
+    expected = min(max(round(total / problem["target"]), fewest, 1), rounds)
     assert abs(len(plans[0]) - expected) <= 1  # round-half-even vs half-away-from-zero
-    # LPT without a cap: step totals differ by at most the heaviest micro-step.
+    # LPT without a cap: step totals differ by at most the heaviest round.
     if cap is None:
         heaviest = max(
             sum(weight(lengths, plan.steps[s][k], problem["unit"]) for plan in plans)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dynbatch_ext.datasets import PairData
+from dynbatch_ext.corpora import PairData
 from dynbatch_ext.training import (
     EncodedPairs, FixedBatchSampler, TrainConfig, Vocabulary, synthetic_pairs, train,
 )  # fmt: skip
@@ -223,14 +223,14 @@ def test_synthetic_task_is_balanced_and_labels_follow_the_rule():
 @pytest.mark.parametrize("text, value", [("512MiB", 512 * 2**20), ("2GiB", 2 * 2**30),
                                          ("1.5GB", 1.5e9), ("300000", 3e5), ("64kib", 65536)])  # fmt: skip
 def test_memory_limit_parses_units(text, value):
-    from dynbatch_ext.training.calibration import parse_bytes
+    from dynbatch_ext.training.memory_limit import parse_bytes
 
     assert parse_bytes(text) == value
 
 
 @pytest.mark.parametrize("text", ["lots", "12XB", "-5MiB", "0"])
 def test_memory_limit_rejects_nonsense(text):
-    from dynbatch_ext.training.calibration import parse_bytes
+    from dynbatch_ext.training.memory_limit import parse_bytes
 
     with pytest.raises(ValueError, match="--memory-limit"):
         parse_bytes(text)

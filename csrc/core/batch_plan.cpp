@@ -13,7 +13,7 @@
 namespace dynbatch {
 namespace {
 
-enum RandomStream : uint64_t { kNoiseStream = 1, kTieStream = 2, kStepStream = 3 };
+enum RandomStream : uint64_t { kNoiseStream = 1, kTieStream = 2, kRoundStream = 3 };
 
 double cost_alone(const LengthsView& lengths, int64_t i, const PlanOptions& options) {
   return batch_cost(options.cost, lengths.pairs(), 1,
@@ -170,9 +170,9 @@ BatchPlan plan_batches(const LengthsView& lengths, const PlanOptions& options) {
 
   std::vector<int64_t> spare;  // the sort's scratch, reused for the plan's indices
   const SortedLengths sorted = sort_samples(lengths, std::move(order), spare, options);
-  SplitMix64 step_rng(mix_seed(options.seed, options.epoch, kStepStream));
+  SplitMix64 round_rng(mix_seed(options.seed, options.epoch, kRoundStream));
   plan.indices = std::move(spare);
-  arrange_steps(sorted, partition_sorted(sorted, options), options, step_rng, plan);
+  arrange_rounds(sorted, partition_sorted(sorted, options), options, round_rng, plan);
   return plan;
 }
 

@@ -1,5 +1,6 @@
 // Budgeted length bucketing: sort samples by length, cut them into batches whose padded cost
-// stays under a budget, and lay the batches out in steps for one or more replicas.
+// stays under a budget, and lay the batches out in rounds (one batch per replica) for one or more
+// replicas.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +23,7 @@ struct PlanOptions {
   int64_t pad_multiple = 1;    // pad every length up to a multiple of this
   int64_t max_batch_size = 0;  // 0: no limit besides the budget
   OversizePolicy oversize = OversizePolicy::kError;
-  bool shuffle = true;          // random order of steps, random ties between equal lengths
+  bool shuffle = true;          // random order of rounds, random ties between equal lengths
   uint64_t seed = 0;
   uint64_t epoch = 0;
   double padding_noise = 0.0;   // sort by length * (1 + U(-noise, noise)): in [0, 1)
@@ -33,8 +34,8 @@ struct PlanOptions {
   bool drop_last = false;       // drop batches that would make the replicas' counts unequal
 };
 
-// Batch b holds indices[offsets[b] : offsets[b + 1]]. Batches come in step order: batch
-// s * num_replicas + r is replica r's s-th batch, and each step's batches have similar cost.
+// Batch b holds indices[offsets[b] : offsets[b + 1]]. Batches come in round order: batch
+// s * num_replicas + r is replica r's s-th batch, and each round's batches have similar cost.
 struct BatchPlan {
   std::vector<int64_t> indices;
   std::vector<int64_t> offsets;

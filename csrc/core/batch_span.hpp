@@ -48,9 +48,10 @@ std::vector<BatchSpan> partition_greedy(const SortedLengths& sorted, const PlanO
 std::vector<BatchSpan> partition_sorted(const SortedLengths& sorted, const PlanOptions& options);
 
 // Makes the batch count a multiple of num_replicas (splitting the largest batches, or dropping
-// the smallest with drop_last), groups batches of similar cost into steps, orders the steps,
-// and writes the result into plan (overwriting plan.indices, whose memory it reuses).
-void arrange_steps(const SortedLengths& sorted, std::vector<BatchSpan> spans,
-                   const PlanOptions& options, SplitMix64& rng, BatchPlan& plan);
+// the smallest with drop_last), groups batches of similar cost into rounds (one batch per
+// replica), orders the rounds, and writes the result into plan (overwriting plan.indices, whose
+// memory it reuses).
+void arrange_rounds(const SortedLengths& sorted, std::vector<BatchSpan> spans,
+                    const PlanOptions& options, SplitMix64& rng, BatchPlan& plan);
 
 }  // namespace dynbatch

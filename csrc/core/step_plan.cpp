@@ -38,24 +38,24 @@ void validate(const double* weights, int64_t num_batches, const StepOptions& opt
 StepPlan plan_steps(const double* weights, int64_t num_batches, const StepOptions& options) {
   validate(weights, num_batches, options);
   const int64_t replicas = options.num_replicas;
-  const int64_t count = num_batches / replicas;  // micro-steps
-  std::vector<double> micro_weight(count, 0.0);
-  for (int64_t b = 0; b < num_batches; ++b) micro_weight[b / replicas] += weights[b];
-  const double total = std::accumulate(micro_weight.begin(), micro_weight.end(), 0.0);
+  const int64_t count = num_batches / replicas;  // rounds
+  std::vector<double> round_weight(count, 0.0);
+  for (int64_t b = 0; b < num_batches; ++b) round_weight[b / replicas] += weights[b];
+  const double total = std::accumulate(round_weight.begin(), round_weight.end(), 0.0);
 
   const int64_t room = options.max_micro_batches > 0 ? options.max_micro_batches : count;
   const int64_t fewest = (count + room - 1) / room;
   const int64_t wanted = std::llround(std::min(total / options.target, 9.0e18));
   const int64_t num_steps = std::clamp(std::max(wanted, fewest), int64_t{1}, count);
 
-  // Heaviest first; among equal weights, the earlier micro-step (a pure function of the input).
+  // Heaviest first; among equal weights, the earlier round (a pure function of the input).
   std::vector<int64_t> by_weight(count);
   std::iota(by_weight.begin(), by_weight.end(), 0);
   std::stable_sort(by_weight.begin(), by_weight.end(), [&](int64_t a, int64_t b) {
-    return micro_weight[a] > micro_weight[b];
+    return round_weight[a] > round_weight[b];
   });
 
-  // The lightest step with room: (total, micro-steps so far, step), smallest first. Taking the
+  // The lightest step with room: (total, rounds so far, step), smallest first. Taking the
   // emptier step on equal totals means no step stays empty (num_steps <= count).
   using Slot = std::tuple<double, int64_t, int64_t>;
   std::priority_queue<Slot, std::vector<Slot>, std::greater<Slot>> lightest;
@@ -66,7 +66,7 @@ StepPlan plan_steps(const double* weights, int64_t num_batches, const StepOption
     auto [weight, size, step] = lightest.top();
     lightest.pop();
     members[step].push_back(m);
-    totals[step] = weight + micro_weight[m];
+    totals[step] = weight + round_weight[m];
     if (size + 1 < room) lightest.emplace(totals[step], size + 1, step);
   }
 
@@ -77,13 +77,13 @@ StepPlan plan_steps(const double* weights, int64_t num_batches, const StepOption
     shuffle_range(order.data(), num_steps, rng);
   }
   StepPlan plan;
-  plan.micro_steps.reserve(count);
+  plan.rounds.reserve(count);
   plan.offsets.reserve(num_steps + 1);
   plan.offsets.push_back(0);
   for (int64_t s : order) {
     std::sort(members[s].begin(), members[s].end());
-    plan.micro_steps.insert(plan.micro_steps.end(), members[s].begin(), members[s].end());
-    plan.offsets.push_back(static_cast<int64_t>(plan.micro_steps.size()));
+    plan.rounds.insert(plan.rounds.end(), members[s].begin(), members[s].end());
+    plan.offsets.push_back(static_cast<int64_t>(plan.rounds.size()));
     plan.totals.push_back(totals[s]);
   }
   return plan;

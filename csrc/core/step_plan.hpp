@@ -17,20 +17,20 @@ struct StepOptions {
   uint64_t epoch = 0;
 };
 
-// Step s holds the micro-steps micro_steps[offsets[s] : offsets[s + 1]], in increasing order.
-// A micro-step is one batch per replica: batches m * num_replicas + r for r < num_replicas,
-// as plan_batches lays them out, so every replica runs the same number of micro-batches in
-// every step (their gradient all-reduce happens once per step on all of them).
+// Step s holds the rounds rounds[offsets[s] : offsets[s + 1]], in increasing order. A round is
+// one batch per replica: batches m * num_replicas + r for r < num_replicas, as plan_batches lays
+// them out, so every replica runs the same number of micro-batches in every step (their
+// gradient all-reduce happens once per step on all of them).
 struct StepPlan {
-  std::vector<int64_t> micro_steps;
+  std::vector<int64_t> rounds;
   std::vector<int64_t> offsets;
   std::vector<double> totals;  // weight of each step, summed over replicas
 };
 
 // `weights[b]` is batch b's weight (its samples or real tokens); num_batches must be a multiple
 // of num_replicas. The number of steps is the total weight over the target, rounded, raised to
-// what max_micro_batches needs; micro-steps are dealt heaviest first to the lightest step that
-// has room (LPT), so step totals differ by at most about one micro-step. A pure function of its
+// what max_micro_batches needs; rounds are dealt heaviest first to the lightest step that has
+// room (LPT), so step totals differ by at most about one round. A pure function of its
 // arguments. Throws std::invalid_argument on bad input.
 StepPlan plan_steps(const double* weights, int64_t num_batches, const StepOptions& options);
 

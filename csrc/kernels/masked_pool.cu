@@ -2,6 +2,7 @@
 // that reads of consecutive features coalesce and the first arg-max is found without atomics.
 // The backward recomputes the arg-max instead of saving (B, d) indices.
 #include "kernels/cuda_common.cuh"
+#include "kernels/dtypes.h"
 #include "kernels/masked_pool_cuda.h"
 
 namespace dynbatch {
@@ -92,8 +93,6 @@ cudaError_t launch_masked_pool_backward(const MaskedPoolBackwardParams<T>& p,
                                                      cudaStream_t);                         \
   template cudaError_t launch_masked_pool_backward<T>(const MaskedPoolBackwardParams<T>&,   \
                                                       cudaStream_t);
-DYNBATCH_INSTANTIATE(float)
-DYNBATCH_INSTANTIATE(__half)
-DYNBATCH_INSTANTIATE(__nv_bfloat16)
+DYNBATCH_CUDA_TYPES(DYNBATCH_INSTANTIATE)
 
 }  // namespace dynbatch

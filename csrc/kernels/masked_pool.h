@@ -28,9 +28,13 @@ struct MaskedPoolBackwardParams : MaskedPoolParams<scalar_t> {
   scalar_t* grad_x = nullptr;          // (batch, max_len, dim)
 };
 
+// CPU, for the types of DYNBATCH_CPU_TYPES (dtypes.h): sequences [begin, end) of the batch
+// (independent ranges, which the op layer runs in parallel).
 template <typename scalar_t>
-void masked_pool_forward_cpu(const MaskedPoolForwardParams<scalar_t>& params);
+void masked_pool_forward_cpu(const MaskedPoolForwardParams<scalar_t>& params, int64_t begin,
+                             int64_t end);
 template <typename scalar_t>
-void masked_pool_backward_cpu(const MaskedPoolBackwardParams<scalar_t>& params);
+void masked_pool_backward_cpu(const MaskedPoolBackwardParams<scalar_t>& params, int64_t begin,
+                              int64_t end);
 
 }  // namespace dynbatch

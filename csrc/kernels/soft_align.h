@@ -1,5 +1,6 @@
-// ESIM local inference: masked soft alignment in both directions. Plain C++ (no torch), shared
-// by the CPU kernels and, from the CUDA issue on, the .cu kernels.
+// ESIM local inference: masked soft alignment in both directions. Plain C++ (no torch): the
+// params structs every backend takes, and the CPU kernels (soft_align_cpu.cpp; the CUDA
+// launchers are in soft_align_cuda.h).
 //
 // For pair n with valid lengths la = len_a[n], lb = len_b[n]:
 //   e[i, j]    = a[i] . b[j]                        i < la, j < lb  (no scaling)
@@ -40,10 +41,14 @@ struct SoftAlignBackwardParams : SoftAlignParams<scalar_t> {
   scalar_t* grad_b = nullptr;              // (batch, max_len_b, dim)
 };
 
-// CPU (float, double): parallel over the batch, BLAS on each pair's valid block.
+// CPU, for the types of DYNBATCH_CPU_TYPES (dtypes.h): pairs [begin, end) of the batch, each on
+// its valid la x lb block with the primitives of vector_math_cpu.h. Ranges are independent, so
+// the op layer runs them in parallel.
 template <typename scalar_t>
-void soft_align_forward_cpu(const SoftAlignForwardParams<scalar_t>& params);
+void soft_align_forward_cpu(const SoftAlignForwardParams<scalar_t>& params, int64_t begin,
+                            int64_t end);
 template <typename scalar_t>
-void soft_align_backward_cpu(const SoftAlignBackwardParams<scalar_t>& params);
+void soft_align_backward_cpu(const SoftAlignBackwardParams<scalar_t>& params, int64_t begin,
+                             int64_t end);
 
 }  // namespace dynbatch

@@ -1,7 +1,6 @@
 #include "ops/checks.h"
 
 #include <sstream>
-#include <vector>
 
 namespace dynbatch {
 namespace {
@@ -98,14 +97,11 @@ void check_pool_gradient(const at::Tensor& grad_out, const at::Tensor& x) {
                     " but x is on ", x.device());
 }
 
-void check_dtype_supported(const at::Tensor& t, const char* op, const char* backend,
-                           std::initializer_list<at::ScalarType> supported) {
-  for (at::ScalarType s : supported)
-    if (t.scalar_type() == s) return;
+void unsupported_dtype(at::ScalarType dtype, const char* op, const char* backend,
+                       const std::vector<at::ScalarType>& supported) {
   std::ostringstream names;
   for (at::ScalarType s : supported) names << (names.tellp() > 0 ? ", " : "") << s;
-  TORCH_CHECK_TYPE(false, op, " on ", backend, " supports ", names.str(), "; got ",
-                   t.scalar_type());
+  TORCH_CHECK_TYPE(false, op, " on ", backend, " supports ", names.str(), "; got ", dtype);
 }
 
 }  // namespace dynbatch

@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 namespace dynbatch {
 
 // Whether the length values are checked here. Reading them costs a device-to-host copy that
@@ -29,8 +31,9 @@ void check_gradient(const at::Tensor& grad, const at::Tensor& like, const char* 
 // grad_out of masked_pool: (B, 2d) for x (B, L, d), x's dtype and device.
 void check_pool_gradient(const at::Tensor& grad_out, const at::Tensor& x);
 
-// The dtypes a backend implements, e.g. {kFloat, kDouble} on the CPU.
-void check_dtype_supported(const at::Tensor& t, const char* op, const char* backend,
-                           std::initializer_list<at::ScalarType> supported);
+// TypeError "<op> on <backend> supports Float, Double; got Half" (raised by DYNBATCH_DISPATCH,
+// ops/dispatch.h, for a dtype outside the backend's list).
+[[noreturn]] void unsupported_dtype(at::ScalarType dtype, const char* op, const char* backend,
+                                    const std::vector<at::ScalarType>& supported);
 
 }  // namespace dynbatch

@@ -1,17 +1,23 @@
 """dynbatch_ext: budgeted length bucketing, constant effective batches and fused ESIM ops.
 
+The library:
+    batching   plan_batches, BucketBatchSampler, plan_steps, micro_batch_weights, calibrate, ...
+    ops        the fused ESIM ops (soft_align, masked_pool) and their pure PyTorch references
+    nn         modules on the ops: SoftAlignment, MaskedPooling, EnhancedProjection, ESIM
+The applications (python -m dynbatch_ext): training (train-esim), bench, corpora (their data).
+
 Import order matters: torch first (it loads libtorch, which the compiled module links), then the
 compiled module (whose static initialisers register the torch ops), then the Python layers.
 """
 import torch  # noqa: F401  (must precede _C)
 
 from . import _C
-from . import ops, reference  # noqa: F401  (ops registers autograd and fake kernels)
-from . import nn  # noqa: F401
-from .batching import PRESETS, CostModel, PaddingStats, padding_stats, plan_batches
-from .calibration import Calibration, calibrate
-from .sampler import BucketBatchSampler
-from .steps import StepPlan, micro_batch_weights, plan_steps
+from . import batching, nn, ops  # noqa: F401  (ops registers autograd and fake kernels)
+from .batching import (
+    PRESETS, BucketBatchSampler, Calibration, CostModel, PaddingStats, PlanOptions, StepPlan,
+    calibrate, micro_batch_weights, padding_stats, plan_batches, plan_steps,
+)  # fmt: skip
+from .ops import reference  # noqa: F401  (dynbatch_ext.reference, as the README imports it)
 
 __version__: str = _C.__version__
 
@@ -27,6 +33,7 @@ __all__ = [
     "CostModel",
     "PRESETS",
     "PaddingStats",
+    "PlanOptions",
     "StepPlan",
     "__version__",
     "calibrate",

@@ -5,8 +5,9 @@ import argparse
 import os
 import sys
 
-from . import bench
-from .training import cli as train_cli
+from .bench import command as bench_command
+from .plotting import MissingExtra
+from .training import command as train_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,22 +16,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser = commands.add_parser(
         "bench", help="benchmark every fast path against plain PyTorch/numpy on the same work"
     )
-    bench.add_arguments(bench_parser)
-    bench_parser.set_defaults(handler=bench.run)
+    bench_command.add_arguments(bench_parser)
+    bench_parser.set_defaults(handler=bench_command.run)
     train_parser = commands.add_parser(
         "train-esim", help="train ESIM on budgeted batches with a constant effective batch",
         description="Train ESIM on an SNLI-format TSV (or the built-in synthetic task) with "
                     "budgeted micro-batches grouped into steps of about --step-target samples.",
     )  # fmt: skip
-    train_cli.add_arguments(train_parser)
-    train_parser.set_defaults(handler=train_cli.run)
+    train_command.add_arguments(train_parser)
+    train_parser.set_defaults(handler=train_command.run)
     return parser
 
 
 def quiet_profiler_start_stop_lines() -> None:
     """torch's profiler (kineto) prints a "USDT: ... profiler_start" and a "profiler_stop" line
     for every profiling session, and the CPU memory figures of bench and calibrate open hundreds
-    (dynbatch_ext/memory.py). Kineto reads KINETO_LOG_LEVEL when the profiler first starts; 6 is
+    (dynbatch_ext/batching/memory.py). Kineto reads KINETO_LOG_LEVEL when the profiler first starts; 6 is
     above those lines' level (5). It also hides kineto's errors (4), which these CPU-only
     sessions do not rely on. A KINETO_LOG_LEVEL of your own wins."""
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")
@@ -41,7 +42,8 @@ def main(argv=None) -> int:
     quiet_profiler_start_stop_lines()
     try:
         return args.handler(args)
-    except (ValueError, OSError) as error:  # bad options or data: one line, not a traceback
+    except (ValueError, OSError, MissingExtra) as error:  # bad options or data, a missing
+        # optional dependency: one line, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
     except FloatingPointError as error:  # training diverged: say so, and what to try

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/soft_align_saving_probs.cuh"
 #include "kernels/cuda_common.cuh"
 #include "kernels/masked_pool_cuda.h"
 #include "kernels/soft_align_cuda.h"

@@ -3,20 +3,33 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
 from .bilstm import MODES, run_bilstm
 from .layers import EnhancedProjection, MaskedPooling, SoftAlignment
 
 
-def _check_tokens(name: str, tokens: Tensor, lengths: Tensor) -> None:
-    if tokens.ndim != 2 or tokens.dtype != torch.int64:
-        raise ValueError(f"{name} must be an int64 (B, L) tensor of token ids, got "
-                         f"{tokens.dtype} of shape {tuple(tokens.shape)}")  # fmt: skip
-    if lengths.shape != tokens.shape[:1] or lengths.dtype != torch.int64:
-        raise ValueError(f"{name}_lengths must be int64 of shape ({tokens.shape[0]},), got "
-                         f"{lengths.dtype} of shape {tuple(lengths.shape)}")  # fmt: skip
-    if lengths.numel() and (lengths.min() < 0 or lengths.max() > tokens.shape[1]):
-        raise ValueError(f"{name}_lengths must lie in [0, {tokens.shape[1]}] (the padded "
-                         f"length), got [{int(lengths.min())}, {int(lengths.max())}]")  # fmt: skip
+def _check_inputs(premise: Tensor, premise_lengths: Tensor, hypothesis: Tensor,
+                  hypothesis_lengths: Tensor) -> None:  # fmt: skip
+    """Token ids (B, L) int64 and lengths (B,) int64 in [0, L] for both sentences; the lengths'
+    values are read back in one transfer (one device sync on CUDA)."""
+    sentences = (("premise", premise, premise_lengths), ("hypothesis", hypothesis, hypothesis_lengths))
+    for name, tokens, lengths in sentences:
+        if tokens.ndim != 2 or tokens.dtype != torch.int64:
+            raise ValueError(f"{name} must be an int64 (B, L) tensor of token ids, got "
+                             f"{tokens.dtype} of shape {tuple(tokens.shape)}")  # fmt: skip
+        if lengths.shape != tokens.shape[:1] or lengths.dtype != torch.int64:
+            raise ValueError(f"{name}_lengths must be int64 of shape ({tokens.shape[0]},), got "
+                             f"{lengths.dtype} of shape {tuple(lengths.shape)}")  # fmt: skip
+    if premise.shape[0] != hypothesis.shape[0]:
+        raise ValueError(f"premise and hypothesis batches differ: {premise.shape[0]} vs "
+                         f"{hypothesis.shape[0]}")  # fmt: skip
+    if premise.shape[0] == 0:
+        return
+    extremes = torch.stack([*torch.aminmax(premise_lengths), *torch.aminmax(hypothesis_lengths)])
+    for (name, tokens, _), (low, high) in zip(sentences, extremes.view(2, 2).tolist()):
+        if low < 0 or high > tokens.shape[1]:
+            raise ValueError(f"{name}_lengths must lie in [0, {tokens.shape[1]}] (the padded "
+                             f"length), got [{low}, {high}]")  # fmt: skip
 
 
 class ESIM(nn.Module):
@@ -84,17 +97,13 @@ class ESIM(nn.Module):
     def forward(
         self, premise: Tensor, premise_lengths: Tensor, hypothesis: Tensor, hypothesis_lengths: Tensor
     ) -> Tensor:
-        _check_tokens("premise", premise, premise_lengths)
-        _check_tokens("hypothesis", hypothesis, hypothesis_lengths)
-        if premise.shape[0] != hypothesis.shape[0]:
-            raise ValueError(f"premise and hypothesis batches differ: {premise.shape[0]} vs "
-                             f"{hypothesis.shape[0]}")  # fmt: skip
+        _check_inputs(premise, premise_lengths, hypothesis, hypothesis_lengths)
         len_p, len_h = premise_lengths, hypothesis_lengths
         a, b = self._pair(  # (B, Lp, 2h), (B, Lh, 2h)
             self.encoder, self.dropout(self.embedding(premise)), len_p,
             self.dropout(self.embedding(hypothesis)), len_h,
         )  # fmt: skip
-        a_tilde, b_tilde = self.align(a, len_p, b, len_h)
+        a_tilde, b_tilde = self.align(a, b, len_p, len_h)
         m_a = torch.relu(self.project(a, a_tilde))  # (B, Lp, h)
         m_b = torch.relu(self.project(b, b_tilde))
         v_a, v_b = self._pair(self.composer, self.dropout(m_a), len_p, self.dropout(m_b), len_h)

@@ -4,17 +4,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .. import ops, reference
+from .. import ops
+from ..ops import reference
 
 
 class SoftAlignment(nn.Module):
-    """ESIM local inference: `(a, len_a, b, len_b) -> (a_tilde, b_tilde)`, see ops.soft_align."""
+    """ESIM local inference: `(a, b, len_a, len_b) -> (a_tilde, b_tilde)`, see ops.soft_align."""
 
     def __init__(self, fused: bool = True):
         super().__init__()
         self.fused = fused
 
-    def forward(self, a: Tensor, len_a: Tensor, b: Tensor, len_b: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, a: Tensor, b: Tensor, len_a: Tensor, len_b: Tensor) -> tuple[Tensor, Tensor]:
         impl = ops.soft_align if self.fused else reference.soft_align
         return impl(a, b, len_a, len_b)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_int
-from ..resumable import ResumableBatchSampler
+from ..batching.checks import check_int
+from ..batching.resumable import ResumableBatchSampler
 
 
 class FixedBatchSampler(ResumableBatchSampler):

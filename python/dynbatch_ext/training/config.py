@@ -5,7 +5,7 @@ import dataclasses
 
 # Settings a resumed run may change; every other one must match the checkpoint's.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "resume", "progress", "checkpoint_every", "out_dir",
-                     "log_sample_ids", "device", "save_checkpoints")  # fmt: skip
+                     "log_sample_ids", "device", "save_checkpoints", "plot")  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -42,6 +42,7 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     log_sample_ids: bool = False  # write each rank's sample ids per epoch (for tests/debugging)
+    plot: bool = True  # training.png at the end (needs matplotlib: dynbatch_ext[plot])
 
     def __post_init__(self):
         problems = []

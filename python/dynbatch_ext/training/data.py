@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..datasets import PairData, read_pairs_tsv
+from ..corpora import PairData, read_pairs_tsv
 from .config import TrainConfig
 from .synthetic import synthetic_pairs
 

@@ -15,17 +15,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..batching import CostModel
-from ..datasets import PairData
+from ..batching import BucketBatchSampler, CostModel, micro_batch_weights
+from ..corpora import PairData
 from ..nn import ESIM
-from ..sampler import BucketBatchSampler
-from ..steps import micro_batch_weights
 from . import checkpoint
 from .baseline import FixedBatchSampler
-from .calibration import calibrated_plan_cost
 from .config import TrainConfig
 from .data import load_pairs
-from .metrics import MetricsLog, plot_run, read_log
+from .memory_limit import calibrated_plan_cost
+from .metrics import MetricsLog, plot_run, read_log, run_pyplot
 from .text import EncodedPairs, PairBatch, Vocabulary
 
 
@@ -139,125 +137,174 @@ def train(config: TrainConfig, data: tuple[PairData, PairData] | None = None) ->
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, data, world: _World) -> TrainResult:
-    out = Path(config.out_dir)
-    _check_out_dir(out, config.resume)
-    out.mkdir(parents=True, exist_ok=True)  # every rank: each may write its own sample log
-    saved = checkpoint.load(out / "checkpoint.pt") if config.resume else None
-    if saved is not None and (changed := config.differences(saved["config"])):
-        raise ValueError("--resume with other settings than the checkpoint's: " + "; ".join(changed))
+@dataclasses.dataclass
+class _Progress:
+    """Where a run stands: what a checkpoint restores besides the model, optimizer and sampler."""
 
-    if data is None:
-        train_pairs, valid_pairs, _ = load_pairs(config)
-    else:
-        train_pairs, valid_pairs = data
-    texts = train_pairs.premises + train_pairs.hypotheses
-    vocab = Vocabulary(saved["vocab"]) if saved else Vocabulary.build(texts)
-    train_set = EncodedPairs(train_pairs, vocab, num_classes=3)
-    valid_set = EncodedPairs(valid_pairs, vocab, num_classes=3)
+    step: int = 0
+    train_seconds: float = 0.0
+    samples_seen: float = 0.0
 
-    torch.manual_seed(config.seed)  # the same initial weights on every rank
-    model = ESIM(len(vocab), config.embedding_dim, config.hidden_size, dropout=config.dropout,
-                 fused=config.fused, lstm=config.lstm).to(world.device)  # fmt: skip
-    # fused: one kernel for all parameters, ~5x faster than the default loop on the CPU here.
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
-    plan_cost, plan_budget, calibration = config.cost, config.budget, None
-    if config.memory_limit is not None:
-        if saved is not None:  # the budget the run started with, not a new calibration
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples_seen / self.train_seconds if self.train_seconds else 0.0
+
+
+class _Run:
+    """One train-esim run: set up (or restored from the checkpoint) in __init__, then trained an
+    epoch at a time. Every draw from torch's RNG happens in the same order whether the run is
+    fresh or resumed, so that a resumed run ends with the same weights."""
+
+    def __init__(self, config: TrainConfig, data, world: _World):
+        self.config, self.world = config, world
+        if config.plot and world.main:  # fail now, not after the training, without matplotlib
+            run_pyplot()
+        self.out = Path(config.out_dir)
+        _check_out_dir(self.out, config.resume)
+        self.out.mkdir(parents=True, exist_ok=True)  # every rank: each may write its sample log
+        saved = checkpoint.load(self.out / "checkpoint.pt") if config.resume else None
+        if saved is not None and (changed := config.differences(saved["config"])):
+            raise ValueError("--resume with other settings than the checkpoint's: " + "; ".join(changed))
+        train_pairs, valid_pairs = data if data is not None else load_pairs(config)[:2]
+        texts = train_pairs.premises + train_pairs.hypotheses
+        self.vocab = Vocabulary(saved["vocab"]) if saved else Vocabulary.build(texts)
+        self.train_set = EncodedPairs(train_pairs, self.vocab, num_classes=3)
+        self.valid_set = EncodedPairs(valid_pairs, self.vocab, num_classes=3)
+
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
+        self.model = ESIM(len(self.vocab), config.embedding_dim, config.hidden_size,
+                          dropout=config.dropout, fused=config.fused,
+                          lstm=config.lstm).to(world.device)  # fmt: skip
+        # fused: one kernel for all parameters, ~5x faster than the default loop on the CPU here.
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
+        cost, budget, self.calibration = self._plan_cost(saved)
+        self.sampler = _make_sampler(config, self.train_set, world, cost, budget)
+        self.loader = DataLoader(self.train_set, batch_sampler=self.sampler,
+                                 collate_fn=self.train_set.collate,
+                                 generator=torch.Generator())  # its own seed draws leave dropout's alone
+        torch.manual_seed(config.seed + 1 + world.rank)  # dropout differs between ranks
+        self.progress = _Progress()
+        if saved is not None:
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.sampler.load_state_dict(saved["sampler"])
+            checkpoint.restore_rng(saved["rng"], world.rank)
+            self.progress = _Progress(saved["step"], saved["train_seconds"], saved["samples_seen"])
+        self.log = MetricsLog(self.out / "metrics.jsonl", enabled=world.main,
+                              resume_step=self.progress.step if saved else None,
+                              resume_epoch=self.sampler.epoch)  # fmt: skip
+        if saved is None:
+            self.log.write("run", config=config.to_dict(), world_size=world.size,
+                           vocab_size=len(self.vocab), train_pairs=len(self.train_set),
+                           valid_pairs=len(self.valid_set), calibration=self.calibration)  # fmt: skip
+        self.net = self.model
+        if world.size > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+        self.valid_batches = _validation_batches(config, self.valid_set, world, cost, budget)
+
+    def _plan_cost(self, saved):
+        """(cost, budget, calibration record): the config's, or calibrated to --memory-limit (a
+        resumed run keeps the budget it started with)."""
+        config = self.config
+        if config.memory_limit is None:
+            return config.cost, config.budget, None
+        if saved is not None:
             calibration = saved["calibration"]
-            plan_cost, plan_budget = CostModel(*calibration["cost"]), calibration["budget"]
-        else:
-            plan_cost, plan_budget, calibration = calibrated_plan_cost(
-                model, optimizer, train_set, len(vocab), config, world.device, world.main)
-    sampler = _make_sampler(config, train_set, world, plan_cost, plan_budget)
-    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=train_set.collate,
-                        generator=torch.Generator())  # its own seed draws leave dropout's alone
-    torch.manual_seed(config.seed + 1 + world.rank)  # dropout differs between ranks
-    step, train_seconds, samples_seen = 0, 0.0, 0.0
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        sampler.load_state_dict(saved["sampler"])
-        checkpoint.restore_rng(saved["rng"], world.rank)
-        step, train_seconds, samples_seen = saved["step"], saved["train_seconds"], saved["samples_seen"]
-    log = MetricsLog(out / "metrics.jsonl", enabled=world.main,
-                     resume_step=step if saved else None, resume_epoch=sampler.epoch)  # fmt: skip
-    if saved is None:
-        log.write("run", config=config.to_dict(), world_size=world.size, vocab_size=len(vocab),
-                  train_pairs=len(train_set), valid_pairs=len(valid_set),
-                  calibration=calibration)  # fmt: skip
-    net = model
-    if world.size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model)
-    valid_batches = _validation_batches(config, valid_set, world, plan_cost, plan_budget)
+            return CostModel(*calibration["cost"]), calibration["budget"], calibration
+        return calibrated_plan_cost(self.model, self.optimizer, self.train_set, len(self.vocab),
+                                    config, self.world.device, self.world.main)  # fmt: skip
 
-    def save_checkpoint(batches_consumed: int) -> None:
-        if not config.save_checkpoints:
+    def save_checkpoint(self, batches_consumed: int) -> None:
+        if not self.config.save_checkpoints:
             return
         rng = checkpoint.rng_states()  # a collective: every rank takes part
-        if world.main:
-            checkpoint.save(out / "checkpoint.pt", dict(
-                config=config.to_dict(), vocab=vocab.tokens, model=model.state_dict(),
-                optimizer=optimizer.state_dict(), sampler=sampler.state_dict(batches_consumed),
-                rng=rng, step=step, train_seconds=train_seconds, samples_seen=samples_seen,
-                calibration=calibration,
+        if self.world.main:
+            checkpoint.save(self.out / "checkpoint.pt", dict(
+                config=self.config.to_dict(), vocab=self.vocab.tokens,
+                model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                sampler=self.sampler.state_dict(batches_consumed), rng=rng,
+                **dataclasses.asdict(self.progress), calibration=self.calibration,
             ))  # fmt: skip
 
-    valid_accuracy = None
-    start_epoch = sampler.epoch
-    for epoch in range(start_epoch, config.epochs):
-        sampler.set_epoch(epoch)  # keeps a resumed epoch's position
-        sizes = sampler.step_sizes()
-        consumed = sampler.state_dict()["batches_done"]  # > 0 only in a resumed epoch
+    def train_epoch(self, epoch: int) -> bool:
+        """Trains what is left of `epoch`; False when max_steps stopped the run inside it."""
+        config, world, progress = self.config, self.world, self.progress
+        self.sampler.set_epoch(epoch)  # keeps a resumed epoch's position
+        sizes = self.sampler.step_sizes()
+        consumed = self.sampler.state_dict()["batches_done"]  # > 0 only in a resumed epoch
         done_steps = int(np.searchsorted(np.cumsum(sizes), consumed, side="right"))
         bar = tqdm(total=len(sizes), initial=done_steps, desc=f"epoch {epoch + 1}/{config.epochs}",
                    unit="step", disable=not (config.progress and world.main), leave=False)  # fmt: skip
         seen_ids: list[int] = []
-        model.train()
-        for micro_batches in sampler.group_steps(loader):
+        self.model.train()
+        for micro_batches in self.sampler.group_steps(self.loader):
             started = time.perf_counter()
-            loss, correct, count, tokens, padded = _train_step(net, model, optimizer, micro_batches,
-                                                               config, world)  # fmt: skip
-            train_seconds += time.perf_counter() - started
+            sums = _train_step(self.net, self.model, self.optimizer, micro_batches, config, world)
+            progress.train_seconds += time.perf_counter() - started
             if config.log_sample_ids:
                 seen_ids.extend(i for mb in micro_batches for i in mb.ids.tolist())
-            step += 1
+            progress.step += 1
             consumed += len(micro_batches)
-            loss, correct, count, tokens, padded = _all_sum([loss, correct, count, tokens, padded],
-                                                            world)  # fmt: skip
+            loss, correct, count, tokens, padded = _all_sum(list(sums), world)
             if not np.isfinite(loss):  # every rank sees the same sum, so all stop together
                 raise FloatingPointError(
-                    f"the training loss became {loss / count} at step {step} (epoch {epoch + 1}); "
-                    "the weights are no longer finite. Lower --lr or --clip, or resume from the "
-                    "last checkpoint"
+                    f"the training loss became {loss / count} at step {progress.step} (epoch "
+                    f"{epoch + 1}); the weights are no longer finite. Lower --lr or --clip, or "
+                    "resume from the last checkpoint"
                 )
-            samples_seen += count
-            rate = samples_seen / train_seconds if train_seconds else 0.0
-            log.write("step", step=step, epoch=epoch, loss=loss / count, accuracy=correct / count,
-                      samples=count, tokens=int(tokens), padded_tokens=int(padded),
-                      micro_batches=len(micro_batches),
-                      seconds=train_seconds, samples_per_second=rate)  # fmt: skip
+            progress.samples_seen += count
+            rate = progress.samples_per_second
+            self.log.write("step", step=progress.step, epoch=epoch, loss=loss / count,
+                           accuracy=correct / count, samples=count, tokens=int(tokens),
+                           padded_tokens=int(padded), micro_batches=len(micro_batches),
+                           seconds=progress.train_seconds, samples_per_second=rate)  # fmt: skip
             bar.set_postfix(loss=f"{loss / count:.3f}", samples_s=f"{rate:.0f}")
             bar.update()
-            stop = config.max_steps is not None and step >= config.max_steps
-            if stop or step % config.checkpoint_every == 0:
-                save_checkpoint(consumed)
+            stop = config.max_steps is not None and progress.step >= config.max_steps
+            if stop or progress.step % config.checkpoint_every == 0:
+                self.save_checkpoint(consumed)
             if stop:
                 bar.close()
-                return _finish(out, config, world, step, False, samples_seen, train_seconds, None)
+                return False
         bar.close()
         if config.log_sample_ids:
-            with (out / f"samples-rank{world.rank}.jsonl").open("a") as handle:
+            with (self.out / f"samples-rank{world.rank}.jsonl").open("a") as handle:
                 handle.write(json.dumps({"epoch": epoch, "steps": len(sizes), "ids": seen_ids}) + "\n")
-        valid_loss, valid_accuracy = evaluate(model, valid_set, valid_batches, world)
-        log.write("epoch", epoch=epoch, step=step, valid_loss=valid_loss,
-                  valid_accuracy=valid_accuracy, samples_per_second=samples_seen / train_seconds)  # fmt: skip
-        if world.main and config.progress:
-            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: validation accuracy {valid_accuracy:.4f}, "
-                       f"loss {valid_loss:.4f}, {samples_seen / train_seconds:.0f} samples/s")  # fmt: skip
-        sampler.set_epoch(epoch + 1)
-        save_checkpoint(0)
-    return _finish(out, config, world, step, True, samples_seen, train_seconds, valid_accuracy)
+        return True
+
+    def validate(self, epoch: int) -> float:
+        """Evaluates the held-out pairs, logs and reports; returns the accuracy."""
+        valid_loss, valid_accuracy = evaluate(self.model, self.valid_set, self.valid_batches,
+                                              self.world)  # fmt: skip
+        rate = self.progress.samples_per_second
+        self.log.write("epoch", epoch=epoch, step=self.progress.step, valid_loss=valid_loss,
+                       valid_accuracy=valid_accuracy, samples_per_second=rate)  # fmt: skip
+        if self.world.main and self.config.progress:
+            tqdm.write(f"epoch {epoch + 1}/{self.config.epochs}: validation accuracy "
+                       f"{valid_accuracy:.4f}, loss {valid_loss:.4f}, {rate:.0f} samples/s")  # fmt: skip
+        return valid_accuracy
+
+    def finish(self, finished: bool, valid_accuracy: float | None) -> TrainResult:
+        history = []
+        if self.world.main and (self.out / "metrics.jsonl").is_file():
+            history = read_log(self.out / "metrics.jsonl")
+            if self.config.plot and any(r["kind"] == "step" for r in history):
+                plot_run(history, self.out / "training.png")
+        return TrainResult(out_dir=self.out, steps=self.progress.step, finished=finished,
+                           samples_per_second=self.progress.samples_per_second,
+                           valid_accuracy=valid_accuracy, history=history)  # fmt: skip
+
+
+def _train(config: TrainConfig, data, world: _World) -> TrainResult:
+    run = _Run(config, data, world)
+    valid_accuracy = None
+    for epoch in range(run.sampler.epoch, config.epochs):
+        if not run.train_epoch(epoch):
+            return run.finish(False, None)
+        valid_accuracy = run.validate(epoch)
+        run.sampler.set_epoch(epoch + 1)
+        run.save_checkpoint(0)
+    return run.finish(True, valid_accuracy)
 
 
 def _train_step(net, model, optimizer, micro_batches: list[PairBatch], config, world):
@@ -282,16 +329,3 @@ def _train_step(net, model, optimizer, micro_batches: list[PairBatch], config, w
     optimizer.zero_grad(set_to_none=True)
     real, padded = np.sum([mb.token_counts() for mb in micro_batches], axis=0)
     return loss_sum, correct, float(sum(len(mb) for mb in micro_batches)), float(real), float(padded)
-
-
-def _finish(out, config, world, step, finished, samples_seen, train_seconds, valid_accuracy):
-    history = []
-    if world.main and (out / "metrics.jsonl").is_file():
-        history = read_log(out / "metrics.jsonl")
-        if any(r["kind"] == "step" for r in history):
-            plot_run(history, out / "training.png")
-    return TrainResult(
-        out_dir=out, steps=step, finished=finished,
-        samples_per_second=samples_seen / train_seconds if train_seconds else 0.0,
-        valid_accuracy=valid_accuracy, history=history,
-    )  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..plotting import pyplot
+
 
 class MetricsLog:
     """Appends one JSON object a line. On resume, drops what came after the checkpoint, so the
@@ -44,12 +46,14 @@ def smooth(values: list[float], span: int) -> list[float]:
     return out
 
 
+def run_pyplot():
+    """matplotlib.pyplot for training.png, or MissingExtra saying how to install it or skip it."""
+    return pyplot("train-esim's training.png", instead="pass --no-plot (TrainConfig(plot=False))")
+
+
 def plot_run(records: list[dict], path: Path, title: str = "train-esim") -> Path:
     """Loss and accuracy per step (raw and smoothed), validation accuracy at each epoch's end."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = run_pyplot()
 
     steps = [r for r in records if r["kind"] == "step"]
     epochs = [r for r in records if r["kind"] == "epoch"]

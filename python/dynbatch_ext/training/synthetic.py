@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..datasets import PairData
+from ..corpora import PairData
 
 WORDS = [f"w{i}" for i in range(40)]
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..datasets import PairData
+from ..corpora import PairData
 
 PAD, UNK = "<pad>", "<unk>"
 

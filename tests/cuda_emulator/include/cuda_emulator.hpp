@@ -247,7 +247,7 @@ cudaError_t cudaFuncSetAttribute(void (*kernel)(Params...), cudaFuncAttribute at
   return cudaSuccess;
 }
 
-// The host side of the runtime that host programs (benchmarks/kernels/*.cu) call: "device"
+// The host side of the runtime that host programs (csrc/bench/*.cu) call: "device"
 // memory is host memory, every call is synchronous, events read the host's clock, and the device
 // is a small one (1 MiB of L2) so that cache flushes stay cheap.
 enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };

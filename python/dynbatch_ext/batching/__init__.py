@@ -1,0 +1,26 @@
+"""Budgeted length bucketing, the batching half of dynbatch_ext (the Python face of csrc/core).
+
+    costs        CostModel and its presets: what a padded batch costs
+    options      PlanOptions: every option of a plan, checked once
+    plan         plan_batches: batches within a budget, cut where they pad least
+    stats        padding_stats: what any batching costs
+    steps        plan_steps: micro-batches grouped into optimizer steps of about equal size
+    loss_weights micro_batch_weights: exact loss weights for a step's micro-batches
+    resumable    the epoch, resume and step bookkeeping every batch sampler here shares
+    sampler      BucketBatchSampler: the plan as a DataLoader batch sampler
+    calibration  calibrate: the cost model and budget fitted to a model's measured memory
+    memory       peak tensor memory of a call (what calibrate measures)
+"""
+from .calibration import Calibration, calibrate
+from .costs import PRESETS, CostModel
+from .loss_weights import micro_batch_weights
+from .options import PlanOptions
+from .plan import plan_batches
+from .sampler import BucketBatchSampler
+from .stats import PaddingStats, padding_stats
+from .steps import StepPlan, plan_steps
+
+__all__ = [
+    "BucketBatchSampler", "Calibration", "CostModel", "PRESETS", "PaddingStats", "PlanOptions",
+    "StepPlan", "calibrate", "micro_batch_weights", "padding_stats", "plan_batches", "plan_steps",
+]  # fmt: skip

@@ -1,0 +1,16 @@
+"""`python -m dynbatch_ext bench`: what the package buys, measured against the plain way in the
+same run, with the machine and versions recorded beside every figure.
+
+    command             the command line: options, the sections in order, results.json
+    tables              each section's results as a text table
+    batch_quality       "batching": planning speed and batch quality against fixed batches
+    op_speed            "ops": the fused ops against eager, compiled and SDPA PyTorch
+    esim_training       "training": ESIM trained on budgeted steps against the common baseline
+    calibrated_budgets  "calibration": peak memory per step at calibrated budgets
+    environment, timing, targets: what every section records and how it times
+    markdown            `python -m dynbatch_ext.bench.markdown RESULTS.json`: README tables
+    probs_choice        times csrc/bench/soft_align_probs.cu (a GPU run's `probs` step)
+    profile_step        one ops step at a batch size, for Nsight Compute
+
+Each section module returns plain dicts; `command` prints them and writes results.json and plots.
+"""

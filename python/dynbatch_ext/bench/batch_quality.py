@@ -1,0 +1,223 @@
+"""Budgeted length bucketing against fixed batches of 32 and against numpy's argsort.
+
+Two measurements:
+  planning speed   plan_batches on N synthetic lengths (lognormal, 2..512, quadratic cost,
+                   shuffled) vs numpy's stable argsort of the same lengths: the sort is the floor.
+  batch quality    padding efficiency, batch count, batch-cost spread and batches over budget of
+                   plan_batches vs a fixed random batch of 32 and a fixed batch of 32 sorted inside
+                   shuffled pools of 100 batches, on built-in synthetic data and, when present,
+                   SNLI dev pairs and ChnSentiCorp reviews.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .. import corpora
+from ..batching import padding_stats, plan_batches
+from . import figures
+from .targets import target
+from .timing import compare
+
+FIXED_BATCH = 32
+POOL_BATCHES = 100
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    lengths: np.ndarray
+    budget: float
+    cost: str = "quadratic"
+    oversize: str = "error"
+    targets: dict = dataclasses.field(default_factory=dict)  # metric -> (op, value)
+    note: str = ""
+
+
+def planning_speed(num_lengths: int, repeats: int, budget: float = 16 * 256**2) -> dict:
+    lengths = corpora.synthetic_lengths(num_lengths, seed=0)
+    seconds = compare(
+        {
+            "plan_batches": lambda: plan_batches(lengths, budget, cost="quadratic", seed=0),
+            "numpy_argsort": lambda: np.argsort(lengths, kind="stable"),
+        },
+        repeats=repeats,
+    )
+    return {
+        "num_lengths": num_lengths,
+        "budget": budget,
+        "cost": "quadratic",
+        "plan_seconds": seconds["plan_batches"],
+        "argsort_seconds": seconds["numpy_argsort"],
+        "plan_over_argsort": seconds["plan_batches"] / seconds["numpy_argsort"],
+        "num_batches": len(plan_batches(lengths, budget, cost="quadratic", seed=0)),
+        "target": target(seconds["plan_batches"] / seconds["numpy_argsort"], "<=", 1.0),
+    }
+
+
+def user_case(path: Path, budget: float | None, unit: str) -> Case:
+    """A case from the user's own file: an SNLI-format TSV (pairs), else a CSV/TSV whose last
+    column is the text (single texts, lengths in whitespace tokens or characters)."""
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline()
+    if header.rstrip("\r\n").split("\t")[:3] == ["premise", "hypothesis", "label"]:
+        lengths, default_budget = corpora.read_pairs_tsv(path).token_lengths(), 8192
+    else:
+        texts = corpora.read_texts(path)
+        if unit == "chars":
+            lengths = corpora.character_lengths(texts)
+        else:
+            lengths = np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts))
+        default_budget = 16 * 256**2
+    return Case(f"your data ({path.name})", lengths, budget or default_budget)
+
+
+def default_cases(size: int, data_dir: Path | None) -> tuple[list[Case], list[str]]:
+    """Synthetic cases always; real-data cases when their files are in `data_dir`."""
+    cases = [
+        Case("synthetic single texts", corpora.synthetic_lengths(size, seed=1), 16 * 256**2),
+        Case("synthetic pairs", corpora.synthetic_pair_lengths(size, seed=2), 8192),
+    ]
+    notes = []
+    snli = data_dir / corpora.SNLI_DEV if data_dir else None
+    if snli and snli.is_file():
+        pairs = corpora.read_pairs_tsv(snli).token_lengths()
+        cases += [
+            Case("SNLI dev pairs", pairs, 8192,
+                 targets={"efficiency": (">=", 0.96), "cost_max_over_median": ("<=", 1.15),
+                          "batches_over_budget": ("==", 0)}),
+            Case("SNLI dev pairs", pairs, 32768,
+                 targets={"efficiency": (">=", 0.90), "cost_max_over_median": ("<=", 1.15),
+                          "batches_over_budget": ("==", 0)}),
+        ]  # fmt: skip
+    else:
+        notes.append(f"SNLI dev not found ({corpora.SNLI_DEV}); its cases were skipped")
+    chn = data_dir / corpora.CHNSENTICORP if data_dir else None
+    if chn and chn.is_file():
+        cases.append(
+            Case("ChnSentiCorp reviews", corpora.character_lengths(corpora.read_texts(chn)),
+                 16 * 256**2, oversize="skip",
+                 targets={"efficiency": (">=", 0.98), "cost_max_over_median": ("<=", 1.15),
+                          "batches_over_budget": ("==", 0)},
+                 note="reviews over 1024 characters cost more than the budget alone; every "
+                      "strategy is measured on the others")  # fmt: skip
+        )
+    else:
+        notes.append(f"ChnSentiCorp not found ({corpora.CHNSENTICORP}); its case was skipped")
+    return cases, notes
+
+
+def fixed_random(indices: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    shuffled = rng.permutation(indices)
+    return [shuffled[i : i + FIXED_BATCH] for i in range(0, len(shuffled), FIXED_BATCH)]
+
+
+def fixed_sorted_in_pools(lengths: np.ndarray, indices: np.ndarray, rng) -> list[np.ndarray]:
+    """The common bucket iterator: shuffle, sort each pool of 100 batches by length, cut, shuffle."""
+    shuffled = rng.permutation(indices)
+    pool = FIXED_BATCH * POOL_BATCHES
+    batches = []
+    for start in range(0, len(shuffled), pool):
+        chunk = shuffled[start : start + pool]
+        rows = lengths[chunk]
+        order = np.lexsort(rows.T[::-1]) if rows.ndim == 2 else np.argsort(rows, kind="stable")
+        chunk = chunk[order]
+        batches += [chunk[i : i + FIXED_BATCH] for i in range(0, len(chunk), FIXED_BATCH)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def batch_quality(case: Case) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skipped oversize samples are reported below instead
+        ours = plan_batches(case.lengths, case.budget, cost=case.cost, oversize=case.oversize, seed=0)
+    kept = np.sort(np.concatenate(ours))
+    rng = np.random.default_rng(0)
+    strategies = {
+        "budgeted (dynbatch_ext)": ours,
+        "fixed 32, random": fixed_random(kept, rng),
+        "fixed 32, sorted in pools": fixed_sorted_in_pools(case.lengths, kept, rng),
+    }
+    result = {
+        "case": case.name,
+        "num_samples": len(case.lengths),
+        "pairs": case.lengths.ndim == 2,
+        "cost": case.cost,
+        "budget": case.budget,
+        "samples_left_out": len(case.lengths) - len(kept),
+        "note": case.note,
+        "strategies": {},
+    }
+    per_batch = {}
+    for name, batches in strategies.items():
+        stats = padding_stats(case.lengths, batches, cost=case.cost, budget=case.budget)
+        summary = stats.summary()
+        costs = stats.batch_costs
+        summary["cost_max_over_min"] = float(costs.max() / costs.min()) if costs.min() > 0 else None
+        result["strategies"][name] = summary
+        per_batch[name] = {"efficiency": stats.batch_efficiency, "cost": stats.batch_costs}
+    ours_summary = result["strategies"]["budgeted (dynbatch_ext)"]
+    result["targets"] = {
+        metric: target(ours_summary[metric], op, bound) for metric, (op, bound) in case.targets.items()
+    }
+    return result, per_batch
+
+
+def plot(cases: list[dict], per_batch: list[dict], path: Path) -> None:
+    """One row per case: padding efficiency per batch, and batch cost / budget per batch."""
+    plt = figures.pyplot()
+
+    colours = {"budgeted (dynbatch_ext)": "tab:green", "fixed 32, random": "tab:red",
+               "fixed 32, sorted in pools": "tab:orange"}  # fmt: skip
+    figure, axes = plt.subplots(len(cases), 2, figsize=(12, 3.2 * len(cases)), squeeze=False)
+    for row, (case, batches) in enumerate(zip(cases, per_batch)):
+        title = f"{case['case']} (budget {case['budget']:,.0f}, {case['cost']} cost)"
+        left, right = axes[row]
+        for name, values in batches.items():
+            efficiency = np.sort(values["efficiency"])
+            left.plot(np.linspace(0, 1, len(efficiency)), efficiency, label=name, color=colours[name])
+            cost = values["cost"] / case["budget"]
+            right.plot(np.arange(len(cost)), cost, ".", markersize=2, label=name, color=colours[name])
+        left.set(title=title, xlabel="fraction of batches", ylabel="real / padded tokens", ylim=(0, 1.02))
+        right.axhline(1.0, color="black", linewidth=1, linestyle="--", label="budget")
+        right.set(title="batch cost, in batch order", xlabel="batch", ylabel="cost / budget")
+        right.set_yscale("log")
+        if row == 0:
+            left.legend(loc="lower right", fontsize=8)
+            right.legend(loc="lower right", fontsize=8, markerscale=4)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress=None,
+        extra_cases: tuple[Case, ...] = ()) -> dict:
+    """The batching section of the benchmark. `mode`: "tiny", "quick" or "full"."""
+    planning_lengths, repeats, case_size = {
+        "tiny": (20_000, 1, 2_000),
+        "quick": (1_000_000, 3, 50_000),
+        "full": (10_000_000, 5, 200_000),
+    }[mode]
+    cases, notes = default_cases(case_size, data_dir)
+    cases = list(extra_cases) + cases
+    steps = 1 + len(cases)
+    if progress is not None:
+        progress.reset(total=steps)
+        progress.set_description("batching: planning speed")
+    planning = planning_speed(planning_lengths, repeats)
+    if progress is not None:
+        progress.update()
+    results, per_batch = [], []
+    for case in cases:
+        if progress is not None:
+            progress.set_description(f"batching: {case.name}")
+        result, batches = batch_quality(case)
+        results.append(result)
+        per_batch.append(batches)
+        if progress is not None:
+            progress.update()
+    plot_path = out_dir / "batching.png"
+    plot(results, per_batch, plot_path)
+    return {"planning": planning, "cases": results, "notes": notes, "plots": [plot_path.name]}

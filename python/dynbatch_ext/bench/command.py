@@ -1,0 +1,121 @@
+"""`python -m dynbatch_ext bench`: measure what the package buys, against the plain way, in one run.
+
+Prints a table, and writes results.json (machine, versions, every figure) and PNG plots into the
+output folder it names at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import corpora, with_cuda
+from ..batching import plan_batches
+from . import batch_quality, calibrated_budgets, environment, esim_training, figures, op_speed
+from .tables import TABLES
+
+SECTIONS = ("batching", "ops", "training", "calibration")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_const", dest="mode", const="quick",
+                      help="a run of well under a minute (1M lengths for the planning speed)")
+    size.add_argument("--tiny", action="store_const", dest="mode", const="tiny",
+                      help="seconds; for smoke tests, figures not meaningful")
+    parser.set_defaults(mode="full")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"),
+                        help="output folder (default: bench-results)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="your own data, measured first: an SNLI-format TSV (pairs), or a "
+                             "CSV/TSV whose last column is the text (single texts)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="budget for --data (default: 8192 for pairs, 16*256**2 otherwise)")
+    parser.add_argument("--unit", choices=("tokens", "chars"), default="tokens",
+                        help="length unit of single texts in --data (default: whitespace tokens)")
+    parser.add_argument("--device", default="cpu",
+                        help="device of the ops benchmark: cpu (default) or cuda[:N]")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        metavar="SECTION", help=f"which to measure: {', '.join(SECTIONS)} "
+                                                "(default: all)")  # fmt: skip
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder with snli_1.0_dev.tsv and chnsenticorp_htl_all.csv "
+                             "(default: $DYNBATCH_DATA_DIR or ../shared/data); the synthetic "
+                             "cases need none")  # fmt: skip
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _check_device(name: str) -> str:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device; use cpu or cuda[:N]") from None
+    if device.type == "cpu":
+        return "cpu"
+    if device.type != "cuda":
+        raise ValueError(f"--device {name}: only cpu and cuda are supported")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: torch sees no CUDA device here")
+    if not with_cuda():
+        raise ValueError(f"--device {name}: this build of dynbatch_ext has no CUDA kernels; "
+                         "rebuild it against a CUDA torch")  # fmt: skip
+    return str(device)
+
+
+def run(args: argparse.Namespace) -> int:
+    figures.pyplot()  # fails now, not after minutes of measuring, without matplotlib
+    data_dir = args.data_dir if args.data_dir is not None else corpora.default_data_dir()
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise ValueError(f"--data-dir {args.data_dir}: no such folder")
+    device = _check_device(args.device)
+    extra, extra_pairs = (), None
+    if args.data is not None:
+        if not args.data.is_file():
+            raise ValueError(f"--data {args.data}: no such file")
+        case = batch_quality.user_case(args.data, args.budget, args.unit)
+        plan_batches(case.lengths, case.budget, cost=case.cost)  # fails now, in one line, if it cannot fit
+        extra = (case,)
+        extra_pairs = args.data if case.lengths.ndim == 2 else None
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"mode": args.mode, "environment": environment.describe(device)}
+
+    def save(**section: dict) -> None:  # sets a section's figures and rewrites results.json
+        results.update(section)
+        (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+
+    measure = {
+        "batching": lambda progress: batch_quality.run(
+            mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress, extra_cases=extra),
+        "ops": lambda progress: op_speed.run(
+            mode=args.mode, data_dir=data_dir, out_dir=out, device=device, progress=progress,
+            checkpoint=lambda so_far: save(ops=so_far)),
+        "training": lambda progress: esim_training.run(
+            mode=args.mode, data_dir=data_dir, out_dir=out, device=device.split(":")[0],
+            progress=progress, extra_pairs=extra_pairs),
+        "calibration": lambda progress: calibrated_budgets.run(
+            mode=args.mode, out_dir=out, device=device, progress=progress),
+    }  # fmt: skip
+    sections = [name for name in SECTIONS if name in args.sections]  # in the usual order
+    env = results["environment"]
+    gpu = f" | {env['gpu']} (driver {env['driver']}, CUDA {env['cuda']})" if "gpu" in env else ""
+    print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
+          f"({env['cpu_cores']} cores){gpu} | {args.mode} mode\n", flush=True)  # fmt: skip
+    with tqdm(unit="step", leave=False) as progress:
+        for name in sections:
+            progress.set_description(name)
+            # Each section is saved and shown when done: a later one that fails loses nothing.
+            save(**{name: measure[name](progress)})
+            progress.write(TABLES[name](results[name]))
+    plots = [p for name in sections for p in results[name]["plots"]]
+    print(f"results.json and plots ({', '.join(plots)}) are in {out.resolve()}/")
+    return 0

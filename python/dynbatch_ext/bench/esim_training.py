@@ -1,0 +1,154 @@
+"""ESIM training throughput: the common baseline against budgeted steps and the fused model.
+
+Three ways to train the same ESIM on the same pairs for the same epochs, in one run:
+  (a) fixed 32 + reference   random batches of 32, LSTMs over the padded tensors, the pure
+                             PyTorch reference ops (what most ESIM code does)
+  (b) budgeted steps + fused budgeted length-sorted micro-batches grouped into steps of ~32
+                             samples with exact loss weights; padding-free LSTMs, fused ops
+  (c) budgeted, step/batch   the same micro-batches without the 32 cap, one optimizer step
+                             each (what the naive dynamic loader does): the effective batch
+                             swings with the lengths
+Measured: training samples/s (training steps only), validation accuracy after the last epoch,
+samples per step (min/median/max) and the per-step loss, whose curves the plot compares.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import corpora
+from ..training import TrainConfig, synthetic_pairs, train
+from ..training.data import split, subset
+from ..training.metrics import smooth
+from . import figures
+from .targets import target
+
+CONFIGS = {
+    "(a) fixed 32 + reference": dict(batching="fixed", batch_size=32, fused=False, lstm="padded"),
+    "(b) budgeted steps of 32 + fused": dict(batching="budget", step_target=32.0),
+    "(c) budgeted, a step per batch + fused": dict(batching="budget", step_target=None),
+}
+BASELINE, OURS, NAIVE = CONFIGS
+# Pairs per data set (None: all), model width and epochs of each mode.
+SIZES = {
+    "tiny": dict(pairs=240, dims=8, epochs=1),
+    "quick": dict(pairs=2500, dims=64, epochs=1),
+    "full": dict(pairs=None, dims=300, epochs=2),
+}
+SYNTHETIC_PAIRS = 6000  # the synthetic task's size where SIZES says "all"
+SPEEDUP_TARGET = 3.0  # (b) over (a), samples/s, on the CPU
+ACCURACY_TOLERANCE = 0.01  # (b) no more than one point below (a)
+
+
+def _data_sets(mode: str, data_dir: Path | None, extra_pairs: Path | None, seed: int):
+    limit = SIZES[mode]["pairs"]
+    sets = [("synthetic pairs", synthetic_pairs(limit or SYNTHETIC_PAIRS, seed=seed))]
+    snli = data_dir / corpora.SNLI_DEV if data_dir else None
+    if snli is not None and snli.is_file():
+        sets.append(("SNLI dev", corpora.read_pairs_tsv(snli)))
+    if extra_pairs is not None:
+        sets.append((f"your data ({extra_pairs.name})", corpora.read_pairs_tsv(extra_pairs)))
+    for name, data in sets:
+        if limit is not None and len(data) > limit:
+            data = subset(data, np.random.default_rng(seed).permutation(len(data))[:limit])
+        yield name, split(data, 0.2, seed)
+
+
+def _summary(result, name: str) -> dict:
+    steps = [r for r in result.history if r["kind"] == "step"]
+    sizes = np.array([r["samples"] for r in steps])
+    losses = np.array([r["loss"] for r in steps])
+    trend = np.array(smooth(losses.tolist(), 20))
+    padded = sum(r["padded_tokens"] for r in steps)
+    return {
+        "samples_per_second": result.samples_per_second,
+        "valid_accuracy": result.valid_accuracy,
+        "steps": result.steps,
+        # What the LSTMs run over: padded tokens per sample, and the real share of them.
+        "padded_tokens_per_sample": padded / sizes.sum(),
+        "padding_efficiency": sum(r["tokens"] for r in steps) / padded,
+        "samples_per_step": {"min": int(sizes.min()), "median": float(np.median(sizes)),
+                             "max": int(sizes.max())},  # fmt: skip
+        # Step-to-step wobble of the training loss around its trend (EMA, span 20).
+        "loss_noise": float(np.std(losses - trend)),
+        "loss_per_step": losses.tolist(),
+        "samples_per_step_all": sizes.astype(int).tolist(),
+    }
+
+
+def run(mode: str, data_dir: Path | None, out_dir: Path, device: str, progress,
+        extra_pairs: Path | None = None, seed: int = 0) -> dict:  # fmt: skip
+    size = SIZES[mode]
+    cases = []
+    data_sets = list(_data_sets(mode, data_dir, extra_pairs, seed))
+    progress.reset(total=len(data_sets) * len(CONFIGS))
+    for name, (train_pairs, valid_pairs) in data_sets:
+        runs = {}
+        for label, options in CONFIGS.items():
+            progress.set_description(f"training: {name}, {label}")
+            config = TrainConfig(
+                out_dir=str(out_dir / "training-runs" / f"{name}-{label}".replace(" ", "_")),
+                epochs=size["epochs"], embedding_dim=size["dims"], hidden_size=size["dims"],
+                dropout=0.2, lr=1e-3, seed=seed, device=device, progress=False,
+                save_checkpoints=False, resume=False, **options,
+            )  # fmt: skip
+            runs[label] = _summary(train(config, data=(train_pairs, valid_pairs)), label)
+            progress.update()
+        ours, base = runs[OURS], runs[BASELINE]
+        speedup = ours["samples_per_second"] / base["samples_per_second"]
+        # If a step's time followed its padded tokens alone, removing padding could give this
+        # much and no more: the ceiling of (b)/(a) with the same LSTM kernels.
+        ceiling = base["padded_tokens_per_sample"] / ours["padded_tokens_per_sample"]
+        cases.append({
+            "case": name,
+            "train_pairs": len(train_pairs),
+            "valid_pairs": len(valid_pairs),
+            "epochs": size["epochs"],
+            "dims": size["dims"],
+            "runs": runs,
+            "speedup_b_over_a": speedup,
+            "padded_tokens_a_over_b": ceiling,
+            "targets": {
+                "speedup (b)/(a)": target(speedup, ">=", SPEEDUP_TARGET),
+                "accuracy (b)-(a)": target(ours["valid_accuracy"] - base["valid_accuracy"],
+                                           ">=", -ACCURACY_TOLERANCE),  # fmt: skip
+            },
+        })
+    plot = _plot(cases, out_dir / "training.png")
+    return {"device": device, "cases": cases, "plots": [plot.name],
+            "notes": ["throughput counts training steps only (no evaluation); every run starts "
+                      "from the same seed, so (a), (b), (c) share initial weights"]}  # fmt: skip
+
+
+def _plot(cases: list[dict], path: Path) -> Path:
+    plt = figures.pyplot()
+
+    colours = dict(zip(CONFIGS, ("tab:gray", "tab:blue", "tab:red")))
+    fig, axes = plt.subplots(len(cases), 2, figsize=(14, 4.5 * len(cases)), squeeze=False)
+    for (ax_speed, ax_loss), case in zip(axes, cases):
+        labels = list(case["runs"])
+        rates = [case["runs"][k]["samples_per_second"] for k in labels]
+        bars = ax_speed.barh(labels, rates, color=[colours[k] for k in labels])
+        for bar, k in zip(bars, labels):
+            ax_speed.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
+                          f" acc {case['runs'][k]['valid_accuracy']:.3f}", va="center")  # fmt: skip
+        ax_speed.invert_yaxis()
+        ax_speed.set_xlim(0, max(rates) * 1.3)  # room for the accuracy labels
+        ax_speed.set_xlabel("training samples / s")
+        ax_speed.set_title(f"{case['case']}: samples/s, accuracy after {case['epochs']} epoch(s)")
+        for k in labels:
+            run = case["runs"][k]
+            seen = np.cumsum(run["samples_per_step_all"])
+            ax_loss.plot(seen, run["loss_per_step"], color=colours[k], alpha=0.15, linewidth=0.7)
+            ax_loss.plot(seen, smooth(run["loss_per_step"], 20), color=colours[k],
+                         label=f"{k} (noise {run['loss_noise']:.3f})")  # fmt: skip
+        ax_loss.set_xlabel("training samples seen")
+        ax_loss.set_ylabel("training loss per step")
+        ax_loss.set_title(f"{case['case']}: loss per step (EMA 20; raw faint)")
+        ax_loss.grid(alpha=0.3)
+        ax_loss.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
