@@ -11,7 +11,8 @@ from dynbatch_ext.cli import main
 
 STRATEGIES = {"budgeted (dynbatch_ext)", "fixed 32, random", "fixed 32, sorted in pools"}
 TRAINING_RUNS = ("(a) fixed 32 + reference", "(b) budgeted steps of 32 + fused",
-                 "(c) budgeted, a step per batch + fused")  # fmt: skip
+                 "(c) budgeted, a step per batch + fused", "(a) bfloat16 autocast",
+                 "(b) bfloat16 autocast")  # fmt: skip
 STATS = {"efficiency", "num_batches", "cost_max_over_median", "cost_max_over_min",
          "batches_over_budget", "real_tokens", "padded_tokens", "batch_size_max"}  # fmt: skip
 
@@ -57,10 +58,15 @@ def test_tiny_benchmark_writes_every_field(tmp_path, capsys):
             assert sum(run["samples_per_step_all"]) == case["train_pairs"] * case["epochs"]
         ours = case["runs"]["(b) budgeted steps of 32 + fused"]
         assert ours["samples_per_step"]["max"] <= 64  # micro-batches capped at the step target
-        assert case["speedup_b_over_a"] == pytest.approx(
-            ours["samples_per_second"] / case["runs"]["(a) fixed 32 + reference"]["samples_per_second"]
-        )
-        assert set(case["targets"]) == {"speedup (b)/(a)", "accuracy (b)-(a)"}
+        for precision, (base, budgeted) in {"float32": TRAINING_RUNS[:2],
+                                            "bfloat16": TRAINING_RUNS[3:]}.items():  # fmt: skip
+            assert case["speedup_b_over_a"][precision] == pytest.approx(
+                case["runs"][budgeted]["samples_per_second"] / case["runs"][base]["samples_per_second"]
+            )
+            share = case["targets"][f"speedup (b)/(a) over the ceiling, {precision}"]["measured"]
+            assert share == pytest.approx(case["speedup_b_over_a"][precision] / case["padded_tokens_a_over_b"])
+            assert f"accuracy (b)-(a), {precision}" in case["targets"]
+        assert len(case["targets"]) == 4
         padded = {k: r["padded_tokens_per_sample"] for k, r in case["runs"].items()}
         assert case["padded_tokens_a_over_b"] == pytest.approx(padded[TRAINING_RUNS[0]] / padded[TRAINING_RUNS[1]])
         assert all(0 < r["padding_efficiency"] <= 1 for r in case["runs"].values())

@@ -1,6 +1,9 @@
 """calibrate: the fitted memory model predicts shapes it never saw, and bad input says what to do."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +127,25 @@ def test_lengths_with_too_few_values_cannot_be_fitted():
     with pytest.raises(ValueError, match="too few distinct values"):
         calibrate(lambda b: None, lambda b, L: torch.zeros(b, L), np.full(100, 7),
                   memory_limit=2**30, progress=False)  # fmt: skip
+
+
+def test_a_library_call_prints_no_profiler_start_stop_lines(tmp_path):
+    # calibrate measures CPU memory with torch's profiler, which would print a "USDT: ...
+    # profiler_start" and a "profiler_stop" line per measurement to a user's script's stderr.
+    script = (
+        "import numpy as np, torch\n"
+        "import dynbatch_ext\n"
+        "model = torch.nn.Linear(8, 8)\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "def step(batch):\n"
+        "    optimizer.zero_grad(); model(batch).pow(2).sum().backward(); optimizer.step()\n"
+        "make = lambda b, length: torch.randn(b, length, 8)\n"
+        "result = dynbatch_ext.calibrate(step, make, np.arange(2, 40), memory_limit=2**30,\n"
+        "                                model=model, progress=False)\n"
+        "print('budget', result.budget > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "budget True"
+    assert "profiler_start" not in done.stdout + done.stderr, done.stderr[:500]

@@ -1,14 +1,13 @@
-"""float16/bfloat16 CUDA kernels, judged the flash-attention way: against the float64
-reference, their error is at most twice that of the PyTorch reference run in the same precision."""
+"""float16/bfloat16 kernels (CPU and CUDA, accumulating in float32), judged the flash-attention
+way: against the float64 reference, their error is at most twice that of the PyTorch reference
+run in the same precision."""
 from __future__ import annotations
 
 import pytest
 import torch
-from op_cases import HAS_CUDA, pair_batch, random_lengths
+from op_cases import DEVICES, pair_batch, random_lengths
 
 from dynbatch_ext import ops, reference
-
-pytestmark = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device and a CUDA build of dynbatch_ext")
 
 
 def outputs_and_grads(fn, inputs, upstream):
@@ -21,12 +20,12 @@ def outputs_and_grads(fn, inputs, upstream):
     return [t.double() for t in (*outs, *grads)]
 
 
-def assert_no_worse_than_reference(fused, plain, inputs):
-    low = [t.cuda() for t in inputs]
+def assert_no_worse_than_reference(fused, plain, inputs, device):
+    low = [t.to(device) for t in inputs]
     exact = [t.double() if t.is_floating_point() else t for t in low]
     probe = plain(*exact)
     probe = probe if isinstance(probe, tuple) else (probe,)
-    upstream = [torch.randn(p.shape, device="cuda") for p in probe]
+    upstream = [torch.randn(p.shape, device=device) for p in probe]
     want = outputs_and_grads(plain, exact, upstream)
     got = outputs_and_grads(fused, low, upstream)
     same_precision = outputs_and_grads(plain, low, upstream)
@@ -36,17 +35,36 @@ def assert_no_worse_than_reference(fused, plain, inputs):
         assert kernel_error <= 2 * reference_error + 1e-6, (kernel_error, reference_error)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("batch, dim", [(16, 64), (8, 600)])
-def test_soft_align_low_precision(dtype, batch, dim):
+def test_soft_align_low_precision(device, dtype, batch, dim):
     lengths = random_lengths(batch, 40, 20, seed=dim)
     a, b, len_a, len_b = pair_batch(lengths, dim=dim, dtype=torch.float32, scale=0.2, seed=2)
     assert_no_worse_than_reference(ops.soft_align, reference.soft_align,
-                                   [a.to(dtype), b.to(dtype), len_a, len_b])  # fmt: skip
+                                   [a.to(dtype), b.to(dtype), len_a, len_b], device)  # fmt: skip
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_masked_pool_low_precision(device, dtype):
+    lengths = random_lengths(32, 50, 1, seed=5)
+    x, _, len_x, _ = pair_batch(lengths, dim=600, dtype=torch.float32, seed=3)
+    assert_no_worse_than_reference(ops.masked_pool, reference.masked_pool, [x.to(dtype), len_x],
+                                   device)  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_masked_pool_low_precision(dtype):
-    lengths = random_lengths(32, 50, 1, seed=5)
-    x, _, len_x, _ = pair_batch(lengths, dim=600, dtype=torch.float32, seed=3)
-    assert_no_worse_than_reference(ops.masked_pool, reference.masked_pool, [x.to(dtype), len_x])
+def test_cpu_conversions_are_torchs(dtype):
+    # Every 16-bit pattern through the pool of one position comes back as it went in (NaN as
+    # NaN); and the mean of two values, exact in float32, is rounded as torch rounds it.
+    every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(dtype)
+    pooled = ops.masked_pool(every.reshape(1, 1, -1), torch.tensor([1]))[0]
+    for half in pooled.split(every.numel()):
+        same = half.view(torch.int16) == every.view(torch.int16)
+        assert (same | (torch.isnan(half) & torch.isnan(every))).all()
+    pairs = every[~torch.isnan(every)]
+    x = torch.stack([pairs, pairs.roll(1)])[None]  # (1, 2, n): the mean of neighbours
+    want = ((x[0, 0].float() + x[0, 1].float()) / 2).to(dtype)
+    got = ops.masked_pool(x, torch.tensor([2]))[0, : pairs.numel()]
+    assert torch.equal(got.view(torch.int16), want.view(torch.int16))

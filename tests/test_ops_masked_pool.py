@@ -88,7 +88,8 @@ def test_opcheck(device):
         (lambda x, n: (x[0], n), ValueError, r"x must have shape \(B, L, d\)"),
         (lambda x, n: (x, n[:2]), ValueError, "len_x has 2 entries but the batch has 5"),
         (lambda x, n: (x.int(), n), TypeError, "x must be a floating-point tensor"),
-        (lambda x, n: (x.bfloat16(), n), TypeError, "masked_pool on CPU supports Float, Double; got BFloat16"),
+        (lambda x, n: (x.to(torch.float8_e4m3fn), n), TypeError,
+         "masked_pool on CPU supports Float, Double, BFloat16, Half; got Float8_e4m3fn"),
         (lambda x, n: (x, n.float()), TypeError, "len_x must be int64"),
     ],
 )  # fmt: skip

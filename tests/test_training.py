@@ -126,7 +126,8 @@ def test_a_diverging_run_stops_with_a_clear_error_not_nan(tmp_path, monkeypatch)
     "change, message",
     [(dict(batching="sorted"), "batching must be"), (dict(budget=0), "budget must be > 0"),
      (dict(step_target=-1), "step_target must be > 0"), (dict(lstm="x"), "lstm must be"),
-     (dict(valid_fraction=1.0), "valid_fraction"), (dict(batching="fixed", step_target=64.0), "leave step_target")],
+     (dict(valid_fraction=1.0), "valid_fraction"), (dict(batching="fixed", step_target=64.0), "leave step_target"),
+     (dict(autocast="bf16"), "autocast must be one of"), (dict(autocast="float16"), "use bfloat16")],
 )  # fmt: skip
 def test_bad_settings_raise_value_error(change, message):
     with pytest.raises(ValueError, match=message):
@@ -234,3 +235,12 @@ def test_memory_limit_rejects_nonsense(text):
 
     with pytest.raises(ValueError, match="--memory-limit"):
         parse_bytes(text)
+
+
+def test_training_under_bfloat16_autocast(tmp_path):
+    result = train(TrainConfig(out_dir=str(tmp_path), epochs=1, autocast="bfloat16", **TINY))
+    steps = [r for r in result.history if r["kind"] == "step"]
+    assert result.finished and steps and all(np.isfinite(r["loss"]) for r in steps)
+    assert 0 <= result.valid_accuracy <= 1
+    weights = final_weights(tmp_path)
+    assert all(w.dtype == torch.float32 for w in weights.values() if w.is_floating_point())

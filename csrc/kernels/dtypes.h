@@ -4,8 +4,9 @@
 // X-macros, so that this header needs no type definitions: X(T) is expanded once per type.
 #pragma once
 
-// CPU: computed in the tensor's own precision.
-#define DYNBATCH_CPU_TYPES(X) X(float) X(double)
+// CPU: float and double computed in their own precision, bfloat16 and float16 (cpu_types.h) in
+// float.
+#define DYNBATCH_CPU_TYPES(X) X(float) X(double) X(::dynbatch::BF16) X(::dynbatch::FP16)
 
 // CUDA: storage types of float32, float16 and bfloat16 (cuda_fp16.h, cuda_bf16.h); arithmetic
 // in float.

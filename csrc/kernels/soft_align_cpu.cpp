@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/cpu_types.h"
 #include "kernels/dtypes.h"
 #include "kernels/soft_align.h"
 #include "kernels/vector_math_cpu.h"
@@ -34,35 +36,78 @@ void alignment_probabilities(const scalar_t* a, const scalar_t* b, int64_t la, i
     for (int64_t j = 0; j < lb; ++j) cols[i * lb + j] /= sum[j];
 }
 
-template <typename scalar_t>
-void zero_rows(scalar_t* rows, int64_t from, int64_t to, int64_t dim) {
-  std::fill(rows + from * dim, rows + to * dim, scalar_t(0));
+template <typename T>
+void zero_rows(T* rows, int64_t from, int64_t to, int64_t dim) {
+  std::fill(rows + from * dim, rows + to * dim, from_compute<T>(0));
 }
+
+// One pair's valid rows in the compute type C: the stored rows themselves when T is C, else a
+// converted copy (bfloat16 and float16 are computed in float).
+template <typename C, typename T>
+const C* rows_in(const T* rows, int64_t count, std::vector<C>& copy) {
+  if constexpr (std::is_same_v<C, T>) {
+    return rows;
+  } else {
+    copy.resize(count);
+    for (int64_t k = 0; k < count; ++k) copy[k] = to_compute(rows[k]);
+    return copy.data();
+  }
+}
+
+// Where a pair's valid output rows are computed: in the output itself when T is C, else in
+// `buffer`, which store_rows then rounds into the output.
+template <typename C, typename T>
+C* rows_out(T* out, int64_t count, std::vector<C>& buffer) {
+  if constexpr (std::is_same_v<C, T>) {
+    return out;
+  } else {
+    buffer.resize(count);
+    return buffer.data();
+  }
+}
+
+template <typename C, typename T>
+void store_rows(const C* computed, T* out, int64_t count) {
+  if constexpr (!std::is_same_v<C, T>)
+    for (int64_t k = 0; k < count; ++k) out[k] = from_compute<T>(computed[k]);
+}
+
+// Buffers a range of pairs reuses: the probabilities and their gradients, and the 16-bit types'
+// rows in float.
+template <typename C>
+struct Scratch {
+  std::vector<C> rows, cols, d_rows, d_cols, d_scores, col_dot;
+  std::vector<C> a, b, grad_a_tilde, grad_b_tilde, out_a, out_b;
+};
 
 }  // namespace
 
-template <typename scalar_t>
-void soft_align_forward_cpu(const SoftAlignForwardParams<scalar_t>& p, int64_t begin,
-                            int64_t end) {
+template <typename T>
+void soft_align_forward_cpu(const SoftAlignForwardParams<T>& p, int64_t begin, int64_t end) {
+  using C = compute_t<T>;
   const int64_t d = p.dim;
   if (d == 0) return;  // the outputs hold no elements
-  std::vector<scalar_t> rows, cols;
+  Scratch<C> s;
   for (int64_t n = begin; n < end; ++n) {
     const int64_t la = p.len_a[n], lb = p.len_b[n];
-    const scalar_t* a = p.a + n * p.max_len_a * d;
-    const scalar_t* b = p.b + n * p.max_len_b * d;
-    scalar_t* a_tilde = p.a_tilde + n * p.max_len_a * d;
-    scalar_t* b_tilde = p.b_tilde + n * p.max_len_b * d;
+    T* a_tilde = p.a_tilde + n * p.max_len_a * d;
+    T* b_tilde = p.b_tilde + n * p.max_len_b * d;
     if (la == 0 || lb == 0) {  // nothing to attend to: every row is zero
       zero_rows(a_tilde, 0, p.max_len_a, d);
       zero_rows(b_tilde, 0, p.max_len_b, d);
       continue;
     }
-    rows.resize(la * lb);
-    cols.resize(la * lb);
-    alignment_probabilities(a, b, la, lb, d, rows.data(), cols.data());
-    mix_rows(rows.data(), lb, 1, la, lb, b, d, a_tilde, false);  // P B
-    mix_rows(cols.data(), 1, lb, lb, la, a, d, b_tilde, false);  // Q^T A
+    const C* a = rows_in<C>(p.a + n * p.max_len_a * d, la * d, s.a);
+    const C* b = rows_in<C>(p.b + n * p.max_len_b * d, lb * d, s.b);
+    C* out_a = rows_out<C>(a_tilde, la * d, s.out_a);
+    C* out_b = rows_out<C>(b_tilde, lb * d, s.out_b);
+    s.rows.resize(la * lb);
+    s.cols.resize(la * lb);
+    alignment_probabilities(a, b, la, lb, d, s.rows.data(), s.cols.data());
+    mix_rows(s.rows.data(), lb, 1, la, lb, b, d, out_a, false);  // P B
+    mix_rows(s.cols.data(), 1, lb, lb, la, a, d, out_b, false);  // Q^T A
+    store_rows(out_a, a_tilde, la * d);
+    store_rows(out_b, b_tilde, lb * d);
     zero_rows(a_tilde, la, p.max_len_a, d);
     zero_rows(b_tilde, lb, p.max_len_b, d);
   }
@@ -72,49 +117,53 @@ void soft_align_forward_cpu(const SoftAlignForwardParams<scalar_t>& p, int64_t b
 //   dP = gA~ B^T, dE  = P o (dP - rowsum(dP o P))
 //   dQ = A gB~^T, dE += Q o (dQ - colsum(dQ o Q))
 //   dA = dE B + Q gB~,  dB = dE^T A + P^T gA~
-template <typename scalar_t>
-void soft_align_backward_cpu(const SoftAlignBackwardParams<scalar_t>& p, int64_t begin,
-                             int64_t end) {
+template <typename T>
+void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin, int64_t end) {
+  using C = compute_t<T>;
   const int64_t d = p.dim;
   if (d == 0) return;
-  std::vector<scalar_t> rows, cols, d_rows, d_cols, d_scores, col_dot;
+  Scratch<C> s;
   for (int64_t n = begin; n < end; ++n) {
     const int64_t la = p.len_a[n], lb = p.len_b[n];
     const int64_t off_a = n * p.max_len_a * d, off_b = n * p.max_len_b * d;
-    const scalar_t *a = p.a + off_a, *b = p.b + off_b;
-    const scalar_t *g_at = p.grad_a_tilde + off_a, *g_bt = p.grad_b_tilde + off_b;
-    scalar_t *g_a = p.grad_a + off_a, *g_b = p.grad_b + off_b;
+    T *g_a = p.grad_a + off_a, *g_b = p.grad_b + off_b;
     if (la == 0 || lb == 0) {
       zero_rows(g_a, 0, p.max_len_a, d);
       zero_rows(g_b, 0, p.max_len_b, d);
       continue;
     }
+    const C* a = rows_in<C>(p.a + off_a, la * d, s.a);
+    const C* b = rows_in<C>(p.b + off_b, lb * d, s.b);
+    const C* g_at = rows_in<C>(p.grad_a_tilde + off_a, la * d, s.grad_a_tilde);
+    const C* g_bt = rows_in<C>(p.grad_b_tilde + off_b, lb * d, s.grad_b_tilde);
+    C* out_a = rows_out<C>(g_a, la * d, s.out_a);
+    C* out_b = rows_out<C>(g_b, lb * d, s.out_b);
     const int64_t area = la * lb;
-    rows.resize(area);
-    cols.resize(area);
-    d_rows.resize(area);
-    d_cols.resize(area);
-    d_scores.resize(area);
-    alignment_probabilities(a, b, la, lb, d, rows.data(), cols.data());
-    pairwise_dots(g_at, la, b, lb, d, d_rows.data());  // dP = gA~ B^T
-    pairwise_dots(a, la, g_bt, lb, d, d_cols.data());  // dQ = A gB~^T
+    for (auto* v : {&s.rows, &s.cols, &s.d_rows, &s.d_cols, &s.d_scores}) v->resize(area);
+    C *rows = s.rows.data(), *cols = s.cols.data(), *d_scores = s.d_scores.data();
+    C *d_rows = s.d_rows.data(), *d_cols = s.d_cols.data();
+    alignment_probabilities(a, b, la, lb, d, rows, cols);
+    pairwise_dots(g_at, la, b, lb, d, d_rows);  // dP = gA~ B^T
+    pairwise_dots(a, la, g_bt, lb, d, d_cols);  // dQ = A gB~^T
     for (int64_t i = 0; i < la; ++i) {
-      scalar_t dot = 0;
+      C dot = 0;
       for (int64_t j = 0; j < lb; ++j) dot += d_rows[i * lb + j] * rows[i * lb + j];
       for (int64_t j = 0; j < lb; ++j)
         d_scores[i * lb + j] = rows[i * lb + j] * (d_rows[i * lb + j] - dot);
     }
-    col_dot.assign(lb, 0);
+    s.col_dot.assign(lb, 0);
+    C* col_dot = s.col_dot.data();
     for (int64_t i = 0; i < la; ++i)
       for (int64_t j = 0; j < lb; ++j) col_dot[j] += d_cols[i * lb + j] * cols[i * lb + j];
     for (int64_t i = 0; i < la; ++i)
       for (int64_t j = 0; j < lb; ++j)
         d_scores[i * lb + j] += cols[i * lb + j] * (d_cols[i * lb + j] - col_dot[j]);
-    const scalar_t* ds = d_scores.data();
-    mix_rows(ds, lb, 1, la, lb, b, d, g_a, false);             // dE B
-    mix_rows(cols.data(), lb, 1, la, lb, g_bt, d, g_a, true);  // + Q gB~
-    mix_rows(ds, 1, lb, lb, la, a, d, g_b, false);             // dE^T A
-    mix_rows(rows.data(), 1, lb, lb, la, g_at, d, g_b, true);  // + P^T gA~
+    mix_rows(d_scores, lb, 1, la, lb, b, d, out_a, false);  // dE B
+    mix_rows(cols, lb, 1, la, lb, g_bt, d, out_a, true);    // + Q gB~
+    mix_rows(d_scores, 1, lb, lb, la, a, d, out_b, false);  // dE^T A
+    mix_rows(rows, 1, lb, lb, la, g_at, d, out_b, true);    // + P^T gA~
+    store_rows(out_a, g_a, la * d);
+    store_rows(out_b, g_b, lb * d);
     zero_rows(g_a, la, p.max_len_a, d);
     zero_rows(g_b, lb, p.max_len_b, d);
   }

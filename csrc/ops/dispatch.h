@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "kernels/cpu_types.h"
 #include "kernels/dtypes.h"
 #include "ops/checks.h"
 
@@ -19,6 +20,14 @@ struct Tag {
 template <typename T>
 constexpr at::ScalarType scalar_type_of() {
   return c10::CppTypeToScalarType<T>::value;
+}
+template <>
+constexpr at::ScalarType scalar_type_of<BF16>() {
+  return at::kBFloat16;
+}
+template <>
+constexpr at::ScalarType scalar_type_of<FP16>() {
+  return at::kHalf;
 }
 
 }  // namespace dynbatch

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from .bench import command as bench_command
@@ -28,18 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_profiler_start_stop_lines() -> None:
-    """torch's profiler (kineto) prints a "USDT: ... profiler_start" and a "profiler_stop" line
-    for every profiling session, and the CPU memory figures of bench and calibrate open hundreds
-    (dynbatch_ext/batching/memory.py). Kineto reads KINETO_LOG_LEVEL when the profiler first starts; 6 is
-    above those lines' level (5). It also hides kineto's errors (4), which these CPU-only
-    sessions do not rely on. A KINETO_LOG_LEVEL of your own wins."""
-    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_profiler_start_stop_lines()
     try:
         return args.handler(args)
     except (ValueError, OSError, MissingExtra) as error:  # bad options or data, a missing

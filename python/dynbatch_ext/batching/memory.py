@@ -18,8 +18,18 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 
+def _quiet_profiler_start_stop_lines() -> None:
+    """torch's profiler (kineto) prints a "USDT: ... profiler_start" and a "profiler_stop" line
+    to stderr for every profiling session, and calibrate and the benchmark open hundreds. Kineto
+    reads KINETO_LOG_LEVEL when the profiler first starts in a process; 6 is above those lines'
+    level (5). It also hides kineto's errors (4), which these CPU-only sessions do not rely on. A
+    KINETO_LOG_LEVEL of the user's own wins, and so does a profiler the process started before."""
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
+
+
 def _allocation_changes(fn: Callable[[], object]) -> list[tuple[float, int, int]]:
     """(time, signed bytes, address) of every CPU tensor allocation and free during `fn`."""
+    _quiet_profiler_start_stop_lines()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:

@@ -21,10 +21,30 @@ MODES = ("auto", "packed", "flipped", "padded")
 
 
 def resolve_mode(mode: str, device: torch.device) -> str:
-    """"auto": packed on CUDA (cuDNN's packed kernels), flipped elsewhere (oneDNN's fused one)."""
+    """"auto": packed on CUDA (cuDNN's packed kernels), flipped elsewhere (oneDNN's fused one);
+    flipped in an exported program, since packing depends on the lengths' values."""
     if mode == "auto":
-        return "packed" if device.type == "cuda" else "flipped"
+        return "packed" if device.type == "cuda" and not torch.compiler.is_exporting() else "flipped"
+    if mode == "packed" and torch.compiler.is_exporting():
+        raise ValueError("lstm='packed' cannot be exported: packing depends on the lengths' "
+                         "values. lstm='flipped' computes the same and exports")  # fmt: skip
     return mode
+
+
+@torch.library.custom_op("dynbatch_ext::lstm", mutates_args=())
+def _lstm(x: Tensor, weights: list[Tensor], bidirectional: bool) -> Tensor:
+    """One LSTM layer over x (B, L, d_in), batch first, from zero states, without dropout: what
+    nn.LSTM computes. Exported programs call it as one op (dynbatch_ext::lstm), because torch's
+    own decomposition of aten.lstm unrolls the time steps and so fixes the length."""
+    hidden = weights[1].shape[1]
+    zeros = x.new_zeros(2 if bidirectional else 1, x.shape[0], hidden)
+    return torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, False, bidirectional, True)[0]
+
+
+@_lstm.register_fake
+def _(x, weights, bidirectional):
+    directions = 2 if bidirectional else 1
+    return x.new_empty(x.shape[0], x.shape[1], directions * weights[1].shape[1])
 
 
 def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
@@ -34,11 +54,24 @@ def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
     return x.gather(1, index[:, :, None].expand_as(x))
 
 
+def _weights(lstm: nn.LSTM, suffixes) -> list[Tensor]:
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    return [getattr(lstm, f"{name}_l0{suffix}") for suffix in suffixes for name in names]
+
+
 def _one_direction(lstm: nn.LSTM, x: Tensor, suffix: str) -> Tensor:
-    weights = [getattr(lstm, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    if torch.compiler.is_exporting():
+        return _lstm(x, _weights(lstm, [suffix]), False)
     zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
     # torch.lstm is what nn.LSTM calls: one layer, no dropout, unidirectional, batch first.
-    return torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, lstm.training, False, True)[0]
+    return torch.lstm(x, (zeros, zeros), _weights(lstm, [suffix]), True, 1, 0.0, lstm.training,
+                      False, True)[0]  # fmt: skip
+
+
+def _both_directions(lstm: nn.LSTM, x: Tensor) -> Tensor:
+    if torch.compiler.is_exporting():
+        return _lstm(x, _weights(lstm, ["", "_reverse"]), True)
+    return lstm(x)[0]  # nn.LSTM's own call keeps cuDNN's flattened weights
 
 
 def run_bilstm(lstm: nn.LSTM, x: Tensor, lengths: Tensor, mode: str) -> Tensor:
@@ -47,7 +80,7 @@ def run_bilstm(lstm: nn.LSTM, x: Tensor, lengths: Tensor, mode: str) -> Tensor:
         raise ValueError("run_bilstm needs a one-layer, bidirectional, batch-first nn.LSTM with biases")
     mode = resolve_mode(mode, x.device)
     if mode == "padded":
-        return lstm(x)[0]
+        return _both_directions(lstm, x)
     if mode == "flipped":
         forward = _one_direction(lstm, x, "")
         backward = _one_direction(lstm, reverse_within_length(x, lengths), "_reverse")

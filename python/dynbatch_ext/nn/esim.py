@@ -27,9 +27,14 @@ def _check_inputs(premise: Tensor, premise_lengths: Tensor, hypothesis: Tensor,
         return
     extremes = torch.stack([*torch.aminmax(premise_lengths), *torch.aminmax(hypothesis_lengths)])
     for (name, tokens, _), (low, high) in zip(sentences, extremes.view(2, 2).tolist()):
-        if low < 0 or high > tokens.shape[1]:
-            raise ValueError(f"{name}_lengths must lie in [0, {tokens.shape[1]}] (the padded "
-                             f"length), got [{low}, {high}]")  # fmt: skip
+        # torch._check_value: a ValueError in eager mode, a runtime assert in an exported program
+        # (where low and high are data-dependent symbols, which an `if` cannot test).
+        def message(name=name, tokens=tokens, low=low, high=high):
+            return (f"{name}_lengths must lie in [0, {tokens.shape[1]}] (the padded length), "
+                    f"got [{low}, {high}]")  # fmt: skip
+
+        torch._check_value(low >= 0, message)
+        torch._check_value(high <= tokens.shape[1], message)
 
 
 class ESIM(nn.Module):

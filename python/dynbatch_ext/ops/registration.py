@@ -1,12 +1,15 @@
-"""What makes the C++ ops first-class torch ops: the fake (meta) kernels that torch.compile and
-torch.library.opcheck trace with, and autograd (each backward a registered op of its own).
+"""What makes the C++ ops first-class torch ops: the fake (meta) kernels that torch.compile,
+torch.export and torch.library.opcheck trace with, and autograd in reverse mode, to any order,
+and in forward mode. Autocast is registered in C++ (csrc/ops/autocast.cpp).
 """
 from __future__ import annotations
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 
 from .. import _C  # noqa: F401  (registers the schemas and kernels)
+from . import reference
 
 _ops = torch.ops.dynbatch_ext
 
@@ -44,24 +47,104 @@ def _masked_pool_backward_fake(grad_out, x, len_x):
     return x.new_empty(x.shape)
 
 
-def _save_inputs(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
+# Autograd. The C++ ops have no autograd of their own; each gets an Autograd kernel here:
+# - reverse mode through an autograd.Function whose backward is the fused backward op;
+# - a backward op that is itself differentiated (create_graph=True: gradient penalties,
+#   Hessian-vector products, gradgradcheck) runs as reference.py's formula of it, in torch ops
+#   that autograd differentiates to any order (same values to rounding, not fused);
+# - forward mode (torch.autograd.forward_ad): the outputs are the fused op's, their tangents
+#   those of the reference, which torch differentiates in forward mode;
+# - under torch.func transforms (grad, jvp, vmap, hessian, ...): the reference, which they
+#   differentiate (an autograd.Function cannot be applied from inside the dispatcher there).
+# torch.library.register_autograd covers the first only: its forward mode silently returns zero
+# tangents, and torch.func.grad fails.
+
+_library = torch.library.Library("dynbatch_ext", "IMPL")
 
 
-def _soft_align_backward(ctx, grad_a_tilde, grad_b_tilde):
-    a, b, len_a, len_b = ctx.saved_tensors
-    grad_a, grad_b = _ops.soft_align_backward(grad_a_tilde, grad_b_tilde, a, b, len_a, len_b)
-    return grad_a, grad_b, None, None
+def _below_autograd(op, keyset, args):
+    with torch._C._AutoDispatchBelowAutograd():
+        return op.redispatch(keyset & torch._C._after_autograd_keyset, *args)
 
 
-def _masked_pool_backward(ctx, grad_out):
-    x, len_x = ctx.saved_tensors
-    return _ops.masked_pool_backward(grad_out, x, len_x), None
+def _tangents(args) -> list:
+    return [fwAD.unpack_dual(t).tangent if isinstance(t, Tensor) else None for t in args]
 
 
-torch.library.register_autograd(
-    "dynbatch_ext::soft_align", _soft_align_backward, setup_context=_save_inputs
-)
-torch.library.register_autograd(
-    "dynbatch_ext::masked_pool", _masked_pool_backward, setup_context=_save_inputs
-)
+def _primals(args) -> list:
+    return [fwAD.unpack_dual(t).primal if isinstance(t, Tensor) else t for t in args]
+
+
+def _with_tangents(outputs, tangents_from):
+    """`outputs` (a tensor or tuple) made dual with the tangents of the same-shaped
+    `tangents_from`."""
+    if isinstance(outputs, Tensor):
+        return _with_tangents((outputs,), (tangents_from,))[0]
+    duals = []
+    for out, source in zip(outputs, tangents_from):
+        tangent = fwAD.unpack_dual(source).tangent
+        duals.append(out if tangent is None else fwAD.make_dual(out, tangent))
+    return tuple(duals)
+
+
+def _register_forward(name: str, reverse: type[torch.autograd.Function], formula) -> None:
+    """The Autograd kernel of forward op `name`: reverse mode through `reverse`, forward mode
+    through `formula` (its reference)."""
+    op = getattr(_ops, name).default
+
+    def kernel(keyset, *args):
+        if torch._C._are_functorch_transforms_active():  # torch.func: it differentiates formula
+            return formula(*args)
+        if any(t is not None for t in _tangents(args)):
+            return _with_tangents(kernel(keyset, *_primals(args)), formula(*args))
+        if torch.is_grad_enabled() and torch._C._any_requires_grad(*args):
+            return reverse.apply(keyset, *args)
+        return _below_autograd(op, keyset, args)
+
+    _library.impl(name, kernel, "Autograd", with_keyset=True)
+
+
+def _register_backward(name: str, formula) -> None:
+    """The Autograd kernel of backward op `name`: the fused kernel, or `formula` (reference.py's
+    differentiable formula of it) whenever the result is itself to be differentiated."""
+    op = getattr(_ops, name).default
+
+    def kernel(keyset, *args):
+        differentiated = torch.is_grad_enabled() and torch._C._any_requires_grad(*args)
+        if differentiated or torch._C._are_functorch_transforms_active() or any(
+                t is not None for t in _tangents(args)):  # fmt: skip
+            return formula(*args)
+        return _below_autograd(op, keyset, args)
+
+    _library.impl(name, kernel, "Autograd", with_keyset=True)
+
+
+class _SoftAlign(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, keyset, a, b, len_a, len_b):
+        ctx.save_for_backward(a, b, len_a, len_b)
+        return _below_autograd(_ops.soft_align.default, keyset, (a, b, len_a, len_b))
+
+    @staticmethod
+    def backward(ctx, grad_a_tilde, grad_b_tilde):
+        a, b, len_a, len_b = ctx.saved_tensors
+        grad_a, grad_b = _ops.soft_align_backward(grad_a_tilde, grad_b_tilde, a, b, len_a, len_b)
+        return None, grad_a, grad_b, None, None
+
+
+class _MaskedPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, keyset, x, len_x):
+        ctx.save_for_backward(x, len_x)
+        return _below_autograd(_ops.masked_pool.default, keyset, (x, len_x))
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, len_x = ctx.saved_tensors
+        return None, _ops.masked_pool_backward(grad_out, x, len_x), None
+
+
+_register_forward("soft_align", _SoftAlign, reference.soft_align)
+_register_forward("masked_pool", _MaskedPool, reference.masked_pool)
+_register_backward("soft_align_backward", reference.soft_align_backward)
+_register_backward("masked_pool_backward", reference.masked_pool_backward)

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--dropout", type=float, default=d.dropout)
     model.add_argument("--reference-ops", dest="fused", action="store_false",
                        help="pure PyTorch references instead of the fused ops")
+    model.add_argument("--autocast", choices=("bfloat16", "float16"), default=None,
+                       help="run forward passes under torch.autocast in this dtype (bfloat16: on "
+                            "CPUs with AVX-512-BF16/AMX and on GPUs); default: float32")
     model.add_argument("--lstm", choices=("auto", "packed", "flipped", "padded"), default=d.lstm,
                        help="how the BiLSTMs meet padding: packed or flipped keep it out (auto: "
                             "packed on CUDA, flipped on the CPU); padded runs over it (baseline)")

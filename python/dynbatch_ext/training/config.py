@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
+AUTOCAST_DTYPES = (None, "bfloat16", "float16")
+
 # Settings a resumed run may change; every other one must match the checkpoint's.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "resume", "progress", "checkpoint_every", "out_dir",
                      "log_sample_ids", "device", "save_checkpoints", "plot")  # fmt: skip
@@ -28,6 +30,7 @@ class TrainConfig:
     max_batch_size: int | None = None  # None: step_target, when steps are counted in samples
     max_micro_batches: int | None = None
     fused: bool = True
+    autocast: str | None = None  # "bfloat16" or "float16": forward passes under torch.autocast
     lstm: str = "auto"  # see dynbatch_ext.nn.bilstm: auto, packed, flipped, padded
     embedding_dim: int = 300
     hidden_size: int = 300
@@ -67,6 +70,11 @@ class TrainConfig:
             problems.append(f"dropout must lie in [0, 1), got {self.dropout}")
         if self.batching == "fixed" and self.step_target not in (None, self.batch_size):
             problems.append("batching='fixed' makes every batch its own step: leave step_target unset")
+        if self.autocast not in AUTOCAST_DTYPES:
+            problems.append(f"autocast must be one of {AUTOCAST_DTYPES}, got {self.autocast!r}")
+        if self.autocast == "float16" and self.device == "cpu":
+            problems.append("autocast='float16' on the CPU: torch's LSTM has no float16 CPU "
+                            "kernel (oneDNN refuses it); use bfloat16")  # fmt: skip
         if self.lstm not in ("auto", "packed", "flipped", "padded"):
             problems.append(f"lstm must be auto, packed, flipped or padded, got {self.lstm!r}")
         if problems:

@@ -100,15 +100,24 @@ def _validation_batches(config: TrainConfig, pairs: EncodedPairs, world: _World,
     ).batches()  # fmt: skip
 
 
+def _precision(autocast: str | None, world: _World):
+    """torch.autocast in that dtype on the run's device, or nothing (float32)."""
+    if autocast is None:
+        return contextlib.nullcontext()
+    return torch.autocast(world.device.type, dtype=getattr(torch, autocast))
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, pairs: EncodedPairs, batches, world: _World) -> tuple[float, float]:
-    """(mean loss, accuracy) over the batches of every rank."""
+def evaluate(model: torch.nn.Module, pairs: EncodedPairs, batches, world: _World,
+             autocast: str | None = None) -> tuple[float, float]:  # fmt: skip
+    """(mean loss, accuracy) over the batches of every rank, under autocast as trained."""
     was_training = model.training
     model.eval()
     loss_sum = correct = count = 0.0
     for indices in batches:
         batch = pairs.collate(indices).to(world.device)
-        logits = model(*batch.inputs())
+        with _precision(autocast, world):
+            logits = model(*batch.inputs()).float()
         loss_sum += F.cross_entropy(logits, batch.labels, reduction="sum").item()
         correct += (logits.argmax(1) == batch.labels).sum().item()
         count += len(batch)
@@ -275,7 +284,7 @@ class _Run:
     def validate(self, epoch: int) -> float:
         """Evaluates the held-out pairs, logs and reports; returns the accuracy."""
         valid_loss, valid_accuracy = evaluate(self.model, self.valid_set, self.valid_batches,
-                                              self.world)  # fmt: skip
+                                              self.world, self.config.autocast)  # fmt: skip
         rate = self.progress.samples_per_second
         self.log.write("epoch", epoch=epoch, step=self.progress.step, valid_loss=valid_loss,
                        valid_accuracy=valid_accuracy, samples_per_second=rate)  # fmt: skip
@@ -319,8 +328,9 @@ def _train_step(net, model, optimizer, micro_batches: list[PairBatch], config, w
         # DDP all-reduces gradients on every backward; only the step's last one needs it.
         sync = contextlib.nullcontext() if last or world.size == 1 else net.no_sync()
         with sync:
-            logits = net(*batch.inputs())
-            loss = F.cross_entropy(logits, batch.labels)
+            with _precision(config.autocast, world):
+                logits = net(*batch.inputs())
+                loss = F.cross_entropy(logits, batch.labels)
             (loss * weight).backward()
         loss_sum += loss.item() * len(batch)
         correct += (logits.argmax(1) == batch.labels).sum().item()
