@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu_types.h"
@@ -18,23 +19,17 @@ struct Tag {
 
 // The torch dtype of a kernel element type; ops/cuda/dispatch.h adds the CUDA storage types.
 template <typename T>
-constexpr at::ScalarType scalar_type_of() {
-  return c10::CppTypeToScalarType<T>::value;
-}
+struct ScalarTypeOf : c10::CppTypeToScalarType<T> {};
 template <>
-constexpr at::ScalarType scalar_type_of<BF16>() {
-  return at::kBFloat16;
-}
+struct ScalarTypeOf<BF16> : std::integral_constant<at::ScalarType, at::kBFloat16> {};
 template <>
-constexpr at::ScalarType scalar_type_of<FP16>() {
-  return at::kHalf;
-}
+struct ScalarTypeOf<FP16> : std::integral_constant<at::ScalarType, at::kHalf> {};
 
 }  // namespace dynbatch
 
 #define DYNBATCH_DISPATCH_CASE(T)                                                        \
-  if (dtype_ == ::dynbatch::scalar_type_of<T>()) return body_(::dynbatch::Tag<T>{});    \
-  supported_.push_back(::dynbatch::scalar_type_of<T>());
+  if (dtype_ == ::dynbatch::ScalarTypeOf<T>::value) return body_(::dynbatch::Tag<T>{});  \
+  supported_.push_back(::dynbatch::ScalarTypeOf<T>::value);
 
 // Calls body(Tag<T>{}) for the type T of `tensor`'s dtype among TYPES (DYNBATCH_CPU_TYPES or
 // DYNBATCH_CUDA_TYPES), or raises the TypeError of unsupported_dtype. In the body,

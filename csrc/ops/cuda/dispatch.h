@@ -13,12 +13,8 @@
 namespace dynbatch {
 
 template <>
-constexpr at::ScalarType scalar_type_of<__half>() {
-  return at::kHalf;
-}
+struct ScalarTypeOf<__half> : std::integral_constant<at::ScalarType, at::kHalf> {};
 template <>
-constexpr at::ScalarType scalar_type_of<__nv_bfloat16>() {
-  return at::kBFloat16;
-}
+struct ScalarTypeOf<__nv_bfloat16> : std::integral_constant<at::ScalarType, at::kBFloat16> {};
 
 }  // namespace dynbatch
