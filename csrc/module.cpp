@@ -11,6 +11,7 @@
 
 #include "core/batch_plan.hpp"
 #include "core/batch_stats.hpp"
+#include "core/lengths.hpp"
 #include "core/step_plan.hpp"
 
 namespace py = pybind11;
@@ -150,4 +151,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("with_cuda", []() { return DYNBATCH_WITH_CUDA != 0; },
         "Whether this build holds the CUDA kernels.");
   m.attr("__version__") = DYNBATCH_VERSION;
+  m.attr("MAX_LENGTH") = kMaxLength;
 }

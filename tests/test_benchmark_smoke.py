@@ -152,15 +152,31 @@ def test_user_data_is_measured_first(tmp_path):
         assert case["strategies"]["budgeted (dynbatch_ext)"]["samples_missing"] == 0
 
 
+def test_texts_that_are_all_empty_are_measured(tmp_path):
+    texts = tmp_path / "empty.csv"
+    texts.write_text('1,""\n' * 50)
+    assert main(["bench", "--tiny", "--sections", "batching", "--data", str(texts), "--out", str(tmp_path)]) == 0
+    case = json.loads((tmp_path / "results.json").read_text())["batching"]["cases"][0]
+    assert case["strategies"]["budgeted (dynbatch_ext)"]["samples_missing"] == 0
+
+
 def test_bad_data_and_device_end_in_one_line(tmp_path, capsys):
     malformed = tmp_path / "bad.tsv"
     malformed.write_text("premise\thypothesis\tlabel\nonly two\tfields\n")
     long_texts = tmp_path / "long.csv"
     long_texts.write_text("1," + "w " * 500 + "\n")
+    huge_field = tmp_path / "huge.csv"
+    huge_field.write_text("1,short\n1," + "w" * 10_000_000 + "\n")
+    bad_labels = tmp_path / "labels.tsv"
+    bad_labels.write_text("premise\thypothesis\tlabel\n" + "a man sleeps .\tsomeone rests\t0\n" * 30
+                          + "a man sleeps .\tsomeone rests\t5\n")
     cases = [
         (["--data", str(tmp_path / "none.tsv")], f"error: --data {tmp_path / 'none.tsv'}: no such file"),
         (["--data", str(malformed)], f"error: {malformed}:2: expected 3 tab-separated fields, got 2"),
         (["--data", str(long_texts), "--budget", "1000"], "more than the budget 1000"),
+        (["--data", str(long_texts), "--budget", "0"], "budget must be a positive finite number, got 0"),
+        (["--data", str(huge_field)], f"error: {huge_field}:2: field larger than field limit"),
+        (["--data", str(bad_labels)], f"error: --data {bad_labels}: pair 30 has label 5, outside [0, 3)"),
         (["--device", "tpu"], "error: --device tpu"),
     ]
     if not __import__("torch").cuda.is_available():
@@ -169,6 +185,7 @@ def test_bad_data_and_device_end_in_one_line(tmp_path, capsys):
         assert main(["bench", "--tiny", "--out", str(tmp_path / "out"), *options]) == 2
         error = capsys.readouterr().err.strip()
         assert "\n" not in error and message in error, error
+        assert len(error) < 400 and not (tmp_path / "out" / "results.json").exists()  # nothing measured
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")

@@ -149,3 +149,75 @@ def test_a_library_call_prints_no_profiler_start_stop_lines(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "budget True"
     assert "profiler_start" not in done.stdout + done.stderr, done.stderr[:500]
+
+
+def test_a_make_batch_that_ignores_the_shape_is_refused():
+    model = torch.nn.Linear(16, 16)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(batch):
+        optimizer.zero_grad()
+        model(batch).pow(2).sum().backward()
+        optimizer.step()
+
+    fixed = lambda b, length: torch.randn(4, 16)  # noqa: E731  (one size, whatever is asked)
+    with pytest.raises(ValueError, match="does not grow with the batch.*does make_batch"):
+        calibrate(step, fixed, np.arange(1, 64), memory_limit=2**30, model=model, progress=False)
+    with pytest.raises(ValueError, match="does not grow with the batch"):  # a step that allocates nothing
+        calibrate(lambda b: None, lambda b, L: torch.zeros(b, L), np.arange(1, 64), memory_limit=2**30,
+                  progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(fixed_bytes=float("nan")), "fixed_bytes must be a finite number of bytes >= 0"),
+    (dict(fixed_bytes=-5.0), "fixed_bytes must be a finite number of bytes >= 0"),
+    (dict(probe_batch_sizes=[]), "needs two different batch sizes"),
+    (dict(probe_batch_sizes=[4, 4]), "needs two different batch sizes"),
+    (dict(probe_batch_sizes=[-2, 4]), "probe_batch_sizes entry must be at least 1"),
+    (dict(probe_batch_sizes=[2.7, 8]), "probe_batch_sizes entry must be an integer"),
+    (dict(margin=float("nan")), "margin must lie in"),
+])  # fmt: skip
+def test_bad_calibration_arguments_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        calibrate(lambda b: None, lambda b, L: torch.zeros(b, L), np.arange(1, 64), memory_limit=2**30,
+                  progress=False, **kwargs)  # fmt: skip
+
+
+class RecurrentAttentionClassifier(torch.nn.Module):
+    """A model calibrate was not tuned on: a GRU, then self-attention over its states."""
+
+    def __init__(self, vocab=200, width=24):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab, width)
+        self.gru = torch.nn.GRU(width, width, batch_first=True)
+        self.attention = torch.nn.MultiheadAttention(width, 2, batch_first=True)
+        self.head = torch.nn.Linear(width, 2)
+
+    def forward(self, tokens):
+        states, _ = self.gru(self.embedding(tokens))
+        mixed, _ = self.attention(states, states, states, need_weights=False)
+        return self.head(mixed.mean(dim=1))
+
+
+def test_a_calibrated_epoch_keeps_its_margin_on_a_model_it_was_not_tuned_on():
+    # The budget allows batches far larger than the probes; calibrate must check them, so that
+    # the batches an epoch really makes stay under the limit with the margin to spare.
+    torch.manual_seed(0)
+    model = RecurrentAttentionClassifier()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(tokens):
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(tokens), torch.zeros(len(tokens), dtype=torch.long)).backward()
+        optimizer.step()
+
+    make = lambda b, length: torch.randint(0, 200, (b, length))  # noqa: E731
+    lengths = corpora.synthetic_lengths(1500, seed=4, low=4, high=160)  # long-tailed, like reviews
+    limit = 24 * 2**20
+    result = calibrate(step, make, lengths, memory_limit=limit, model=model, progress=False)
+    assert result.verification and result.verification_error <= 0.05
+    batches = plan_batches(lengths, result.budget, cost=result.cost, batch_overhead=1.0)
+    extremes = {"largest": max(batches, key=len), "longest": max(batches, key=lambda b: lengths[b].max())}
+    for batch in extremes.values():
+        peak = result.fixed_bytes + measured_step_peak(step, make, len(batch), int(lengths[batch].max()))
+        assert peak <= limit * (1 - result.margin / 2), (len(batch), int(lengths[batch].max()), peak / limit)

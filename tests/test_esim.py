@@ -99,6 +99,8 @@ def test_float32_matches_float64():
         (lambda p, lp, h, lh: (p, lp + 20, h, lh), r"premise_lengths must lie in \[0, 9\]"),
         (lambda p, lp, h, lh: (p, lp - 8, h, lh), r"premise_lengths must lie in"),
         (lambda p, lp, h, lh: (p[:2], lp[:2], h, lh), "batches differ"),
+        (lambda p, lp, h, lh: (p, lp, h + VOCAB, lh), r"hypothesis's token ids must lie in \[0, 49\]"),
+        (lambda p, lp, h, lh: (p - VOCAB, lp, h, lh), r"premise's token ids must lie in \[0, 49\]"),
     ],
 )
 def test_bad_inputs_raise_value_error(change, message):
@@ -110,3 +112,13 @@ def test_bad_inputs_raise_value_error(change, message):
 def test_unknown_lstm_mode_is_a_value_error():
     with pytest.raises(ValueError, match="lstm must be one of"):
         ESIM(VOCAB, lstm="sideways")
+
+
+def test_sentences_padded_to_length_zero():
+    # Every premise empty and padded to no positions at all: (B, 0) token ids.
+    model = ESIM(VOCAB, embedding_dim=8, hidden_size=6, dropout=0.0).eval()
+    premise, _, hypothesis, len_h = BATCH
+    empty, no_lengths = premise[:, :0], torch.zeros(len(premise), dtype=torch.int64)
+    logits = model(empty, no_lengths, hypothesis, len_h)
+    assert logits.shape == (len(premise), 3) and torch.isfinite(logits).all()
+    torch.testing.assert_close(logits, model(premise[:, :1] * 0, no_lengths, hypothesis, len_h))

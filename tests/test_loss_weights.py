@@ -122,3 +122,9 @@ def test_weights_across_ranks_give_the_one_batch_gradient_under_ddp(tmp_path):
     model, x, y = make_problem(total=sum(map(sum, RANK_SIZES)))
     exact = one_batch_gradient(model, x, y)
     assert relative_error(torch.load(result), exact) < 1e-10
+
+
+def test_counts_whose_sum_overflows_are_refused_not_zeroed():
+    with pytest.raises(ValueError, match="sum to more than a float64 holds"):
+        micro_batch_weights([1e308, 1e308])
+    assert micro_batch_weights([1e307, 3e307]) == pytest.approx([0.25, 0.75])

@@ -175,7 +175,7 @@ def test_torch_compile_fullgraph_forward_and_backward(device):
         (lambda a, b, la, lb: (a.to(torch.float8_e5m2), b.to(torch.float8_e5m2), la, lb), TypeError,
          "soft_align on CPU supports Float, Double, BFloat16, Half; got Float8_e5m2"),
         (lambda a, b, la, lb: (a.float(), b, la, lb), TypeError, "a and b must have the same dtype"),
-        (lambda a, b, la, lb: (a, b.to("meta"), la, lb), RuntimeError, "different devices"),
+        (lambda a, b, la, lb: (a, b.to("meta"), la, lb), ValueError, "different devices"),
     ],
 )  # fmt: skip
 def test_bad_inputs(change, error, message):
@@ -233,3 +233,11 @@ def test_cuda_backward_called_with_bad_lengths_stops(device):
                          timeout=300)  # fmt: skip
     assert run.returncode != 0
     assert "dynbatch_ext: len_a[1] = 4 is outside [0, 3]" in run.stdout + run.stderr
+
+
+def test_inputs_on_the_meta_and_cpu_devices_at_once_are_a_value_error():
+    a, b, len_a, len_b = pair_batch()
+    with pytest.raises(ValueError, match="different devices"):
+        ops.soft_align(a.to("meta"), b.to("meta"), len_a, len_b)
+    with pytest.raises(ValueError, match="different devices"):
+        ops.masked_pool(a.to("meta"), len_a)

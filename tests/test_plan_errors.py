@@ -140,3 +140,36 @@ def test_plan_options_are_checked_and_normalised_when_made():
         PlanOptions(1000, pad_multiple=0)
     with pytest.raises(ValueError, match="oversize must be 'error', 'alone' or 'skip'"):
         PlanOptions(1000, oversize="drop")
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(max_batch_size=2**63), r"max_batch_size must be at most 9223372036854775807"),
+    (dict(pad_multiple=2**64), r"pad_multiple must be at most 1073741824"),
+    (dict(num_replicas=2**70), r"num_replicas must be at most"),
+    (dict(seed=2**64), r"seed must be in \[0, 18446744073709551615\]"),
+    (dict(epoch=2**63), r"epoch must be in"),
+])  # fmt: skip
+def test_integers_past_what_the_core_holds_are_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        plan_batches(GOOD, 1000, **options)
+
+
+def test_a_budget_too_large_for_a_float_is_named():
+    with pytest.raises(ValueError, match="budget must be a positive finite number, got 1000000"):
+        plan_batches(GOOD, 10**400)
+
+
+def test_padding_stats_checks_pad_multiple_as_plan_batches_does():
+    with pytest.raises(ValueError, match="pad_multiple must be at most 1073741824"):
+        padding_stats(GOOD, [[0, 1]], pad_multiple=2**62)
+    stats = padding_stats(GOOD, [[0, 1]], pad_multiple=2**30)
+    assert stats.padded_tokens > 0 and 0 < stats.efficiency <= 1
+
+
+@pytest.mark.parametrize("lengths, message", [
+    (torch.tensor(GOOD, device="meta"), "meta device, which holds no values"),
+    (torch.tensor(GOOD).bfloat16(), "must be integers, got a torch.bfloat16 tensor"),
+])  # fmt: skip
+def test_torch_tensors_that_hold_no_integers_are_named(lengths, message):
+    with pytest.raises(ValueError, match=message):
+        plan_batches(lengths, 1000)

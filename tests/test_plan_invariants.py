@@ -222,3 +222,26 @@ def test_padding_noise_mixes_lengths_at_a_small_padding_cost():
     noisy = padding_stats(lengths, plan_batches(lengths, 200_000, padding_noise=0.2))
     assert noisy.efficiency < exact.efficiency  # noise costs some padding...
     assert noisy.efficiency > 0.75  # ...but only some
+
+
+@settings(max_examples=150)
+@given(
+    problems(),
+    st.sampled_from([0.0, 1e-300, 0.15, 1e6, 1e150, 1e307, 1.7e308]),
+    st.sampled_from([None, 1, 2, 5, 2**40, 2**63 - 1]),
+)
+def test_every_accepted_option_value_keeps_the_budget_and_the_size_cap(problem, overhead, cap):
+    # The DP's batch penalty grows with batch_overhead; where it overflowed, the cut fell back to
+    # one batch of everything, over the budget and the cap.
+    plan = plan_all_ranks(problem, batch_overhead=overhead, max_batch_size=cap, oversize="alone")[0]
+    assert sorted(i for b in plan for i in b) == list(range(len(problem["lengths"])))
+    for batch in plan:
+        if len(batch) > 1:
+            assert cost_of(problem, batch) <= problem["budget"] * (1 + 1e-9)
+        assert cap is None or len(batch) <= cap
+
+
+def test_a_huge_batch_overhead_gives_the_fewest_batches_not_one_over_budget():
+    batches = plan_batches([3, 5, 7, 2, 9, 1], 100, batch_overhead=1e307, max_batch_size=2)
+    assert max(len(b) for b in batches) <= 2
+    assert all(len(b) * max([3, 5, 7, 2, 9, 1][i] for i in b) ** 2 <= 100 or len(b) == 1 for b in batches)

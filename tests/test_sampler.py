@@ -133,3 +133,41 @@ def test_batches_are_lists_of_python_ints():
     batch = next(iter(BucketBatchSampler(LENGTHS, BUDGET)))
     assert isinstance(batch, list) and all(type(i) is int for i in batch)
     assert torch.tensor(batch).dtype == torch.int64
+
+
+def test_a_state_from_a_sampler_that_plans_other_batches_is_refused_and_named():
+    # Same number of samples every time: only the fingerprint of everything that shapes the plan
+    # can tell these apart, and resuming any of them would skip some samples and repeat others.
+    lengths = np.random.default_rng(5).integers(1, 60, size=500)
+    base = dict(budget=2000, cost="tokens")
+    state = BucketBatchSampler(lengths, **base).state_dict(batches_consumed=2)
+    others = {
+        "cost": dict(base, cost="count"),
+        "lengths_sha256": dict(base, lengths=lengths[::-1].copy()),
+        "max_batch_size": dict(base, max_batch_size=7),
+        "pad_multiple": dict(base, pad_multiple=8),
+        "batch_overhead": dict(base, batch_overhead=0.5),
+        "shuffle": dict(base, shuffle=False),
+        "padding_noise": dict(base, padding_noise=0.1),
+        "oversize": dict(base, oversize="alone"),
+        "drop_last": dict(base, drop_last=True),
+        "steps": dict(base, step_target=16),
+    }
+    for changed, settings in others.items():
+        sampler = BucketBatchSampler(settings.pop("lengths", lengths), settings.pop("budget"), **settings)
+        with pytest.raises(ValueError, match=f"resuming under other settings.*{changed}: saved with"):
+            sampler.load_state_dict(state)
+    stepped = BucketBatchSampler(lengths, **base, step_target=16, max_micro_batches=2)
+    for settings in (dict(step_unit="tokens", step_target=200), dict(step_target=16, max_micro_batches=3)):
+        with pytest.raises(ValueError, match="steps: saved with"):
+            BucketBatchSampler(lengths, **base, **settings).load_state_dict(stepped.state_dict())
+    BucketBatchSampler(lengths, **base).load_state_dict(state)  # the same settings resume
+
+
+@pytest.mark.parametrize("state, message", [
+    ([("epoch", 0)], "a sampler state is a dict"),
+    ({"epoch": 0}, r"lacks \['batches_done'\]"),
+])  # fmt: skip
+def test_a_malformed_state_says_what_is_wrong(state, message):
+    with pytest.raises(ValueError, match=message):
+        BucketBatchSampler(LENGTHS, BUDGET).load_state_dict(state)

@@ -76,7 +76,9 @@ def test_memory_limit_calibrates_the_budget_and_resume_keeps_it(tmp_path):
     whole = train(TrainConfig(out_dir=str(tmp_path / "whole"), **options))
     run = whole.history[0]
     assert run["kind"] == "run" and run["calibration"]["memory_limit"] == 48 * 2**20
-    assert run["calibration"]["budget"] > 0 and run["calibration"]["max_relative_error"] < 0.2
+    # Fitted where it matters: at the budget's own batches, within 2% of the limit (on the small
+    # probes, which are far below the limit, the refitted model may miss by more).
+    assert run["calibration"]["budget"] > 0 and run["calibration"]["verification_error"] <= 0.02
     parted = tmp_path / "parted"
     train(TrainConfig(out_dir=str(parted), max_steps=7, **options))
     train(TrainConfig(out_dir=str(parted), resume=True, **options))

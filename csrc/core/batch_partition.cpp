@@ -111,6 +111,11 @@ class SlidingMax {
 // inside one batch); the fullest batch is always a candidate, so plans stay within budget.
 constexpr int kMaxRunCandidates = 256;
 
+// A plan pads fewer than 2^95 tokens (at most 2^63 samples, each padded by less than 2^32), so a
+// batch penalty of 1e200 already outweighs any padding a cut could save, and 2^63 of them still
+// sum to a finite double.
+constexpr double kMaxLambda = 1e200;
+
 }  // namespace
 
 std::vector<BatchSpan> partition_sorted(const SortedLengths& sorted, const PlanOptions& options) {
@@ -122,18 +127,23 @@ std::vector<BatchSpan> partition_sorted(const SortedLengths& sorted, const PlanO
       run_starts.push_back(k);
 
   const double greedy_batches = static_cast<double>(partition_greedy(sorted, options).size());
-  // The tiny constant makes ties go to fewer batches even with batch_overhead = 0.
-  const double lambda =
-      options.batch_overhead * static_cast<double>(sorted.real_tokens) / greedy_batches + 1e-6;
+  // The tiny constant makes ties go to fewer batches even with batch_overhead = 0. Past
+  // kMaxLambda (more than any cut's padding, so the same plan as any larger value) lambda is
+  // capped, so that sums of it stay finite whatever batch_overhead is.
+  const double lambda = std::min(
+      options.batch_overhead * static_cast<double>(sorted.real_tokens) / greedy_batches + 1e-6,
+      kMaxLambda);
   const int64_t size_cap = options.max_batch_size > 0 ? options.max_batch_size : n;
 
   std::vector<double> best(n + 1, std::numeric_limits<double>::infinity());
-  std::vector<int64_t> start_of(n + 1, 0);  // the best batch ending at k starts at start_of[k]
+  std::vector<int64_t> start_of(n + 1, -1);  // the best batch ending at k starts at start_of[k]
   best[0] = 0.0;
   auto consider = [&](int64_t j, int64_t k, int64_t max_first, int64_t max_second) {
     const double padded = static_cast<double>(k - j) * static_cast<double>(max_first + max_second);
     const double value = best[j] + padded + lambda;
-    if (value < best[k]) {
+    // The first candidate of every k is a feasible batch (the fullest), and always taken, so the
+    // cut never falls back to start_of's initial 0 (one batch of everything).
+    if (value < best[k] || start_of[k] < 0) {
       best[k] = value;
       start_of[k] = j;
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,29 +46,68 @@ class PairData:
         ).reshape(-1, 2)
 
 
+# The longest field the readers take: csv's own default limit, which a 10 MB field breaks with
+# "_csv.Error: field larger than field limit".
+MAX_FIELD_CHARS = 131_072
+PAIRS_HEADER = ["premise", "hypothesis", "label"]
+LABEL = re.compile(r"[0-9]{1,9}")  # a non-negative integer; int() would also take "0_1" or " 1"
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """repr of text, cut to about `limit` characters for an error message."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} characters)"
+
+
+def _lines(path: Path, keep_ends: bool = False):
+    """(line number, text) of every line of a UTF-8 file (a byte-order mark ignored), its line end
+    removed unless `keep_ends`; a line that is not UTF-8 (a UTF-16 file, say) is a ValueError
+    naming the file and the line."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                yield number, line if keep_ends else line.rstrip("\r\n")
+            except UnicodeDecodeError as error:
+                hint = " (it looks like UTF-16)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+                raise ValueError(f"{path}:{number}: not UTF-8{hint}, byte {raw[error.start]:#04x} at "
+                                 f"column {error.start + 1}; save the file as UTF-8") from None  # fmt: skip
+
+
+def _check_field(path: Path, number: int, field: str) -> str:
+    if len(field) > MAX_FIELD_CHARS:
+        raise ValueError(f"{path}:{number}: a field of {len(field):,} characters, more than "
+                         f"{MAX_FIELD_CHARS:,}: is the file one text per line?")  # fmt: skip
+    return field
+
+
+def is_pairs_tsv(path) -> bool:
+    """Whether the file starts with the SNLI-format header."""
+    _, header = next(_lines(Path(path)), (1, ""))
+    return header.split("\t")[:3] == PAIRS_HEADER
+
+
 def read_pairs_tsv(path) -> PairData:
-    """Reads an SNLI-format TSV: a header `premise<TAB>hypothesis<TAB>label`, then one pair a line."""
+    """Reads an SNLI-format TSV: a header `premise<TAB>hypothesis<TAB>label`, then one pair a
+    line with a non-negative integer label. Bad lines are ValueErrors naming file and line."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     data = PairData([], [], [])
-    with path.open(encoding="utf-8", newline="") as handle:
-        header = handle.readline().rstrip("\r\n").split("\t")
-        if header[:3] != ["premise", "hypothesis", "label"]:
-            raise ValueError(
-                f"{path}: expected a header 'premise<TAB>hypothesis<TAB>label', got {header!r}"
-            )
-        for number, line in enumerate(handle, start=2):
-            fields = line.rstrip("\r\n").split("\t")
-            if len(fields) != 3:
-                raise ValueError(f"{path}:{number}: expected 3 tab-separated fields, got {len(fields)}")
-            try:
-                label = int(fields[2])
-            except ValueError:
-                raise ValueError(f"{path}:{number}: label {fields[2]!r} is not an integer") from None
-            data.premises.append(fields[0])
-            data.hypotheses.append(fields[1])
-            data.labels.append(label)
+    lines = _lines(path)
+    number, header = next(lines, (1, ""))
+    if header.split("\t")[:3] != PAIRS_HEADER:
+        raise ValueError(f"{path}:{number}: expected a header 'premise<TAB>hypothesis<TAB>label', "
+                         f"got {_shown(header)}")  # fmt: skip
+    for number, line in lines:
+        fields = [_check_field(path, number, f) for f in line.split("\t")]
+        if len(fields) != 3:
+            raise ValueError(f"{path}:{number}: expected 3 tab-separated fields, got {len(fields)}")
+        if not LABEL.fullmatch(fields[2]):
+            raise ValueError(f"{path}:{number}: label {_shown(fields[2])} is not a non-negative "
+                             "integer")  # fmt: skip
+        data.premises.append(fields[0])
+        data.hypotheses.append(fields[1])
+        data.labels.append(int(fields[2]))
     if not len(data):
         raise ValueError(f"{path}: holds no pairs")
     return data
@@ -80,13 +120,17 @@ def read_texts(path, column: int = -1) -> list[str]:
         raise ValueError(f"{path}: no such file")
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     texts = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter=delimiter), start=1):
+    reader = csv.reader((line for _, line in _lines(path, keep_ends=True)), delimiter=delimiter)
+    try:
+        for row in reader:
             if not row:
                 continue
             if not -len(row) <= column < len(row):
-                raise ValueError(f"{path}:{number}: no column {column} in a row of {len(row)}")
+                raise ValueError(f"{path}:{reader.line_num}: no column {column} in a row of {len(row)}")
             texts.append(row[column])
+    except csv.Error as error:  # a field past csv's limit, a stray quote at the end
+        raise ValueError(f"{path}:{reader.line_num}: {error} (at most {MAX_FIELD_CHARS:,} "
+                         "characters a field)") from None  # fmt: skip
     if not texts:
         raise ValueError(f"{path}: holds no rows")
     return texts

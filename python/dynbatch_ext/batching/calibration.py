@@ -14,18 +14,26 @@ margin, in the fitted cost model's units (bytes): pass both to plan_batches.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .checks import as_lengths, check_positive_real
+from .checks import as_lengths, check_int, check_positive_real
 from .costs import CostModel
 from .memory import live_bytes_after, peak_bytes
 
 LENGTH_QUANTILES = (0.2, 0.5, 0.8, 0.95, 1.0)
 PROBE_BATCH_SIZES = (2, 8)
+# Where the budget is verified: its largest batches (the shortest samples), the median, the longest.
+BUDGET_QUANTILES = (0.0, 0.5, 1.0)
+VERIFY_TOLERANCE = 0.02  # of the limit: a fit that misses the budget's batches by more is refitted
+VERIFY_REFITS = 2
+GROWTH_TOLERANCE = 0.01  # the largest probe's peak must exceed the smallest's by this fraction
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +48,8 @@ class Calibration:
     margin: float
     probes: list[dict]  # batch, lengths, measured and predicted peak of each probe
     max_relative_error: float  # of the fit on its own probes
+    # The budget's batches measured against the fit's prediction, a round per fit.
+    verification: list[dict] = dataclasses.field(default_factory=list)
 
     def predict_step(self, batch_size: int, lengths: Sequence[int] | int) -> float:
         """Predicted peak memory a step adds on one padded batch (what the probes measure)."""
@@ -57,9 +67,17 @@ class Calibration:
             f"cost per sample = {c.const:.0f} B + {c.linear:.1f} B/token + {c.quadratic:.2f} "
             f"B/token^2; fixed {self.fixed_bytes / 2**20:.1f} MiB, per step "
             f"{self.step_overhead_bytes / 2**20:.1f} MiB; budget {self.budget:,.0f} for a limit "
-            f"of {self.memory_limit / 2**20:.1f} MiB (margin {self.margin:.0%}); fit error on "
-            f"{len(self.probes)} probes at most {self.max_relative_error:.1%}"
+            f"of {self.memory_limit / 2**20:.1f} MiB (margin {self.margin:.0%}); fit error on its "
+            f"{len(self.probes)} probes at most {self.max_relative_error:.1%} of each peak"
+            + (f"; at the budget's largest, median and longest batches within "
+               f"{self.verification_error:.1%} of the limit" if self.verification else "")
         )
+
+    @property
+    def verification_error(self) -> float:
+        """How far the final fit misses the budget's batches, as a fraction of the limit."""
+        final = [c for c in self.verification if c["round"] == self.verification[-1]["round"]]
+        return max(abs(c["measured"] - c["predicted"]) for c in final) / self.memory_limit
 
 
 def _as_shape(lengths) -> tuple[int, ...]:
@@ -108,16 +126,62 @@ def fit(probes: list[tuple[int, tuple, float]]) -> tuple[np.ndarray, float]:
     return full[1:], float(full[0])
 
 
-def _measure(step_fn, make_batch, batch_size, shape, device) -> float:
+def _measure(step_fn, make_batch, batch_size, shape, device, verifying: bool = False) -> float:
+    """The peak a step on a batch of that shape adds (a probe, or a check of the budget)."""
+    what = "budget's batch" if verifying else "probe"
     batch = make_batch(batch_size, shape if len(shape) > 1 else shape[0])
     try:
         return float(peak_bytes(lambda: step_fn(batch), device))
     except torch.OutOfMemoryError as error:
-        raise ValueError(f"the probe of {batch_size} samples at length {shape} ran out of memory; "
-                         "pass smaller probe_batch_sizes (or a shorter length range)") from error  # fmt: skip
+        advice = ("the fit underestimates the model's memory there: pass a larger margin"
+                  if verifying else "pass smaller probe_batch_sizes (or a shorter length range)")  # fmt: skip
+        raise ValueError(f"the {what} of {batch_size} samples at length {shape} ran out of "
+                         f"memory; {advice}") from error  # fmt: skip
     except Exception as error:
-        raise RuntimeError(f"step_fn failed on the probe of {batch_size} samples at length "
+        raise RuntimeError(f"step_fn failed on the {what} of {batch_size} samples at length "
                            f"{shape}: {type(error).__name__}: {error}") from error  # fmt: skip
+
+
+def _check_probe_batch_sizes(sizes) -> tuple[int, ...]:
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise ValueError(f"probe_batch_sizes must be a sequence of batch sizes, got {sizes!r}")
+    checked = tuple(check_int("probe_batch_sizes entry", b, 1) for b in sizes)
+    if len(set(checked)) < 2:
+        raise ValueError(f"probe_batch_sizes needs two different batch sizes or more, to tell "
+                         f"the cost per sample from the cost per step; got {list(sizes)}")  # fmt: skip
+    return tuple(sorted(set(checked)))
+
+
+def _check_growth(measured: list[tuple[int, tuple, float]]) -> None:
+    """The peaks must grow with the batch size at every probed shape, or the fit can only
+    extrapolate noise: make_batch ignored the size asked for, or step_fn allocates nothing that
+    grows with the batch."""
+    for shape in dict.fromkeys(s for _, s, _ in measured):
+        peaks = sorted((b, peak) for b, s, peak in measured if s == shape)
+        (small, low), (large, high) = peaks[0], peaks[-1]
+        if not high - low > GROWTH_TOLERANCE * max(high, 1.0):
+            raise ValueError(
+                f"the peak memory does not grow with the batch at length {list(shape)} "
+                f"({small} samples: {low / 2**20:.2f} MiB, {large}: {high / 2**20:.2f} MiB), so "
+                "no budget can be fitted: does make_batch(batch_size, length) build a batch of "
+                "that size, and does step_fn run the model on it? If the model's memory barely "
+                "depends on the batch, pass larger probe_batch_sizes"
+            )
+
+
+def budget_shapes(lengths: np.ndarray, cost: CostModel, budget: float) -> list[tuple[int, tuple]]:
+    """(batch size, padded shape) of the batches a plan under (cost, budget) makes at the data's
+    extremes: the largest batches (the shortest samples), the median ones and the longest.
+    A batch is no larger than the samples that fit its shape."""
+    columns = lengths.reshape(len(lengths), -1)
+    shapes = []
+    for q in BUDGET_QUANTILES:
+        shape = tuple(max(1, int(np.ceil(np.quantile(col, q)))) for col in columns.T)
+        fitting = int(np.all(columns <= np.array(shape), axis=1).sum())
+        batch = max(1, min(fitting, int(budget // _per_sample(cost.coefficients, shape))))
+        if (batch, shape) not in shapes:
+            shapes.append((batch, shape))
+    return shapes
 
 
 def calibrate(
@@ -136,6 +200,12 @@ def calibrate(
 ) -> Calibration:
     """Fits a CostModel (bytes) to `step_fn`'s peak memory and returns the budget for a limit.
 
+    Probes at small batches first, then verifies the fit where the budget will really be used:
+    at the largest, the median and the longest batches the budget allows on these lengths.
+    Where the fit misses those by more than 2% of the limit, they join the probes and the fit
+    and budget are made again (up to three times), so that the margin stays a margin and is not
+    spent on the fit's error.
+
     Args:
         step_fn: one training step on a batch: forward, backward and optimizer step.
         make_batch: `make_batch(batch_size, length)` -> a batch every row of which has `length`
@@ -147,20 +217,29 @@ def calibrate(
             `model`'s parameters and buffers plus what the warm-up step leaves allocated
             (gradients, optimizer state).
         margin: the fraction of the limit kept free.
-        probe_batch_sizes: batch sizes tried at each probe length.
+        probe_batch_sizes: batch sizes tried at each probe length (two different ones at least).
         progress: a progress bar over the probes. report: print the fit and its error
             (default: as `progress`).
 
     Raises:
-        ValueError: a limit at or below the fixed memory, a probe that runs out of memory, bad
+        ValueError: a limit at or below the fixed memory, a probe that runs out of memory, peaks
+            that do not grow with the batch, a budget whose batches measure over the limit, bad
             arguments. RuntimeError: step_fn raised (the message names the probe).
+    Warns:
+        UserWarning: the fit still misses the budget's batches by more than half the margin.
     """
     lengths = as_lengths(lengths)
     memory_limit = check_positive_real("memory_limit", memory_limit)
-    if not 0 <= margin < 1:
-        raise ValueError(f"margin must lie in [0, 1), got {margin}")
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not 0 <= margin < 1:
+        raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
+    if fixed_bytes is not None:
+        if isinstance(fixed_bytes, bool) or not isinstance(fixed_bytes, numbers.Real) or not (
+                math.isfinite(fixed_bytes) and fixed_bytes >= 0):  # fmt: skip
+            raise ValueError(f"fixed_bytes must be a finite number of bytes >= 0 (or None to "
+                             f"measure it), got {fixed_bytes!r}")  # fmt: skip
+        fixed_bytes = float(fixed_bytes)
     device = torch.device(device)
-    shapes = probe_shapes(lengths, tuple(int(b) for b in probe_batch_sizes))
+    shapes = probe_shapes(lengths, _check_probe_batch_sizes(probe_batch_sizes))
     warm_b, warm_shape = shapes[0]
     left_behind = _measure_left_behind(step_fn, make_batch, warm_b, warm_shape, device)
     if fixed_bytes is None:
@@ -173,14 +252,42 @@ def calibrate(
     measured = []
     for batch_size, shape in tqdm(shapes, desc="calibrate", disable=not progress, leave=False):
         measured.append((batch_size, shape, _measure(step_fn, make_batch, batch_size, shape, device)))
-    coefficients, overhead = fit(measured)
-    cost = CostModel(*coefficients) if coefficients.any() else CostModel(const=1.0)
+    _check_growth(measured)
+    verification = []
+    for round_ in range(1 + VERIFY_REFITS):
+        cost, overhead, budget = _fit_budget(measured, memory_limit, margin, fixed_bytes)
+        checks = []
+        for batch_size, shape in budget_shapes(lengths, cost, budget):
+            peak = _measure(step_fn, make_batch, batch_size, shape, device, verifying=True)
+            predicted = overhead + batch_size * _per_sample(cost.coefficients, shape)
+            checks.append({"batch": batch_size, "lengths": list(shape), "measured": peak,
+                           "predicted": predicted, "round": round_})  # fmt: skip
+        verification += checks
+        worst = max(abs(c["measured"] - c["predicted"]) for c in checks) / memory_limit
+        if worst <= VERIFY_TOLERANCE or round_ == VERIFY_REFITS:
+            break
+        measured += [(c["batch"], tuple(c["lengths"]), c["measured"]) for c in checks]
     probes = []
     for batch_size, shape, peak in measured:
-        predicted = overhead + batch_size * _per_sample(coefficients, shape)
+        predicted = overhead + batch_size * _per_sample(cost.coefficients, shape)
         probes.append({"batch": batch_size, "lengths": list(shape), "measured": peak,
                        "predicted": predicted})  # fmt: skip
     error = max(abs(p["predicted"] - p["measured"]) / max(p["measured"], 1.0) for p in probes)
+    result = Calibration(cost=cost, budget=budget, memory_limit=memory_limit,
+                         fixed_bytes=fixed_bytes, step_overhead_bytes=overhead, margin=margin,
+                         probes=probes, max_relative_error=error,
+                         verification=verification)  # fmt: skip
+    _judge_verification(result, checks)
+    if progress if report is None else report:
+        tqdm.write(f"calibrate: {result.summary()}")
+    return result
+
+
+def _fit_budget(measured, memory_limit: float, margin: float,
+                fixed_bytes: float) -> tuple[CostModel, float, float]:  # fmt: skip
+    """(cost model, per-step overhead, budget) fitted to the probes measured so far."""
+    coefficients, overhead = fit(measured)
+    cost = CostModel(*coefficients) if coefficients.any() else CostModel(const=1.0)
     budget = memory_limit * (1 - margin) - fixed_bytes - overhead
     if budget <= 0:
         raise ValueError(
@@ -189,12 +296,27 @@ def calibrate(
             f"{overhead / 2**20:.1f} MiB whatever the batch (margin {margin:.0%}); raise the "
             "limit or shrink the model"
         )
-    result = Calibration(cost=cost, budget=budget, memory_limit=memory_limit,
-                         fixed_bytes=fixed_bytes, step_overhead_bytes=overhead, margin=margin,
-                         probes=probes, max_relative_error=error)  # fmt: skip
-    if progress if report is None else report:
-        tqdm.write(f"calibrate: {result.summary()}")
-    return result
+    return cost, overhead, budget
+
+
+def _judge_verification(result: Calibration, checks: list[dict]) -> None:
+    """Refuses a budget whose batches measured over the limit; warns where the fit's miss eats
+    more than half of the margin."""
+    for check in checks:
+        total = result.fixed_bytes + check["measured"]
+        miss = (check["measured"] - check["predicted"]) / result.memory_limit
+        where = f"{check['batch']} samples at length {check['lengths']}"
+        if total > result.memory_limit:
+            raise ValueError(
+                f"the budget's batch of {where} measured {total / 2**20:.1f} MiB, over the limit "
+                f"of {result.memory_limit / 2**20:.1f} MiB, and refitting did not close the gap "
+                f"(the fit misses it by {miss:.1%} of the limit): the model's memory does not "
+                "follow const + linear * L + quadratic * L**2 per sample here; pass a larger margin"
+            )
+        if miss > result.margin / 2:
+            warnings.warn(f"calibrate: at the budget's batch of {where} the fit underestimates "
+                          f"the peak by {miss:.1%} of the limit, more than half of the margin "
+                          f"({result.margin:.0%})", stacklevel=3)  # fmt: skip
 
 
 def _measure_left_behind(step_fn, make_batch, batch_size, shape, device) -> float:

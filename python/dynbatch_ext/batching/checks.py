@@ -5,6 +5,9 @@ import math
 import numbers
 
 import numpy as np
+import torch
+
+from .. import _C
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -15,7 +18,12 @@ def as_lengths(lengths, name: str = "lengths") -> np.ndarray:
     Accepts anything numpy can read (lists, numpy arrays, CPU torch tensors). Values are checked
     in C++ (negative, too long); here we check what numpy can tell: dtype, shape, emptiness.
     """
-    if hasattr(lengths, "detach") and hasattr(lengths, "cpu"):  # a torch tensor
+    if isinstance(lengths, torch.Tensor):
+        if lengths.is_meta:
+            raise ValueError(f"{name} is a tensor on the meta device, which holds no values")
+        if lengths.is_floating_point() or lengths.is_complex():
+            raise ValueError(f"{name} must be integers, got a {lengths.dtype} tensor; lengths "
+                             "are token or character counts")  # fmt: skip
         lengths = lengths.detach().cpu().numpy()
     try:
         array = np.asarray(lengths)
@@ -42,19 +50,38 @@ def as_lengths(lengths, name: str = "lengths") -> np.ndarray:
 
 
 def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """An integer in [minimum, maximum]; without a maximum, at most int64's largest, as every
+    integer that reaches the C++ core is an int64."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     value = int(value)
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"at least {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{name} must be {bound}, got {value}")
+    if maximum is not None and not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be in [{minimum}, {maximum}], got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if value > _INT64_MAX:
+        raise ValueError(f"{name} must be at most {_INT64_MAX} (int64), got {value}")
     return value
 
 
 def check_positive_real(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        digits = str(value)
+        raise ValueError(f"{name} must be a positive finite number, got {digits[:12]}... "
+                         f"({len(digits)} digits, too large for a float)") from None  # fmt: skip
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value}")
     return value
+
+
+def check_pad_multiple(value) -> int:
+    """pad_multiple: lengths are padded up to a multiple of it, at most the longest length the
+    core takes (so that padded lengths cannot overflow)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > _C.MAX_LENGTH:
+        raise ValueError(f"pad_multiple must be at most {_C.MAX_LENGTH} (the longest length "
+                         f"supported), got {value}")  # fmt: skip
+    return check_int("pad_multiple", value, 1)

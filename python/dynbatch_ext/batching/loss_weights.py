@@ -37,4 +37,6 @@ def micro_batch_weights(counts, *, group=None, gradients_averaged: bool = True) 
             scale = dist.get_world_size(group)
     if not total > 0:
         raise ValueError("the step holds nothing to average over (its counts sum to 0)")
+    if not torch.isfinite(total):  # the weights would all come out 0
+        raise ValueError(f"the step's counts sum to more than a float64 holds ({counts.tolist()})")
     return (counts * scale / total).tolist()

@@ -5,7 +5,7 @@ import dataclasses
 import numbers
 
 from .. import _C
-from .checks import check_int, check_positive_real
+from .checks import check_int, check_pad_multiple, check_positive_real
 from .costs import Cost, CostModel, resolve_cost
 
 OVERSIZE_POLICIES = tuple(_C.Oversize.__members__)  # ("error", "alone", "skip")
@@ -69,7 +69,7 @@ class PlanOptions:
 
         normalise("budget", check_positive_real("budget", self.budget))
         normalise("cost", resolve_cost(self.cost))
-        normalise("pad_multiple", check_int("pad_multiple", self.pad_multiple, 1))
+        normalise("pad_multiple", check_pad_multiple(self.pad_multiple))
         if self.max_batch_size is not None:
             normalise("max_batch_size", check_int("max_batch_size", self.max_batch_size, 1))
         if self.oversize not in OVERSIZE_POLICIES:

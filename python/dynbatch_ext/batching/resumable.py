@@ -13,8 +13,8 @@ class ResumableBatchSampler(Sampler[list[int]]):
     """A batch sampler whose epoch is a fixed list of batches, grouped into optimizer steps.
 
     Subclasses give `batches()` (this rank's batches of `self.epoch`), `_step_layout()` (the
-    micro-batches in each step, or None when the sampler has no steps) and `_settings()` (what
-    a saved state must match to be resumed).
+    micro-batches in each step, or None when the sampler has no steps) and `_settings()`: every
+    setting that shapes the plan, as plain data, which a saved state must match to be resumed.
     """
 
     def __init__(self):
@@ -87,13 +87,25 @@ class ResumableBatchSampler(Sampler[list[int]]):
         return {"epoch": self.epoch, "batches_done": done, **self._settings()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Resumes: the next iteration yields exactly the batches of `state` not yet done."""
+        """Resumes: the next iteration yields exactly the batches of `state` not yet done.
+
+        Refuses a state saved by a sampler that would plan other batches (other lengths, options,
+        step layout or world size), naming what differs: resuming it would skip some samples and
+        repeat others."""
+        if not isinstance(state, dict):
+            raise ValueError(f"a sampler state is a dict (from state_dict()), got {type(state).__name__}")
+        missing = sorted({"epoch", "batches_done"} - set(state))
+        if missing:
+            raise ValueError(f"this sampler state lacks {missing}: it was not made by "
+                             "state_dict() of this sampler")  # fmt: skip
         mine = self._settings()
-        theirs = {k: state.get(k) for k in mine}
-        if theirs != mine:
+        differences = [f"{key}: saved with {state.get(key)!r}, this sampler has {value!r}"
+                       for key, value in mine.items() if state.get(key) != value]  # fmt: skip
+        if differences:
             raise ValueError(
-                f"this sampler state was saved with {theirs}, but this sampler has {mine}; "
-                "resuming under other settings would not give the remaining batches"
+                "this sampler state was saved with other settings, and resuming under other "
+                "settings would not give the remaining batches (some samples would be skipped, "
+                "others repeated): " + "; ".join(differences)
             )
         self.set_epoch(state["epoch"])
         done = check_int("batches_done", state["batches_done"], 0, len(self))

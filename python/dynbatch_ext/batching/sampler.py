@@ -1,6 +1,9 @@
 """BucketBatchSampler: budgeted batches for `DataLoader(batch_sampler=...)`."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+
 import numpy as np
 import torch.distributed as dist
 
@@ -62,6 +65,7 @@ class BucketBatchSampler(ResumableBatchSampler):
             self.step_options = StepOptions(step_target, step_unit, max_micro_batches)
         super().__init__()
         self._cached: tuple[int, Plan] | None = None
+        self._lengths_digest: str | None = None
         warn_left_out(self._plan())  # plan epoch 0 now: bad options fail here, not mid-training
 
     def _plan(self) -> Plan:
@@ -91,12 +95,17 @@ class BucketBatchSampler(ResumableBatchSampler):
         return self._plan().skipped
 
     def _settings(self) -> dict:
+        """Everything that shapes the plan: the lengths (a digest), every plan and step option
+        and the world size."""
+        if self._lengths_digest is None:  # once: hashing 10M lengths takes a while
+            self._lengths_digest = hashlib.sha256(self.lengths.tobytes()).hexdigest()
+        steps = None if self.step_options is None else dataclasses.asdict(self.step_options)
         return {
             "num_samples": len(self.lengths),
-            "budget": self.options.budget,
+            "lengths_sha256": self._lengths_digest,
             "num_replicas": self.num_replicas,
-            "seed": self.options.seed,
-            "step_target": None if self.step_options is None else self.step_options.target,
+            **dataclasses.asdict(self.options),
+            "steps": steps,
         }
 
     def stats(self) -> PaddingStats:

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import _C
-from .checks import as_lengths, check_int, check_positive_real
+from .checks import as_lengths, check_pad_multiple, check_positive_real
 from .costs import Cost, resolve_cost
 
 
@@ -60,7 +60,7 @@ def padding_stats(
     """
     lengths = as_lengths(lengths)
     model = resolve_cost(cost)
-    pad_multiple = check_int("pad_multiple", pad_multiple, 1)
+    pad_multiple = check_pad_multiple(pad_multiple)
     if budget is not None:
         budget = check_positive_real("budget", budget)
     if len(batches) == 0:

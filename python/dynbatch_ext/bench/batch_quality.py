@@ -61,9 +61,7 @@ def planning_speed(num_lengths: int, repeats: int, budget: float = 16 * 256**2) 
 def user_case(path: Path, budget: float | None, unit: str) -> Case:
     """A case from the user's own file: an SNLI-format TSV (pairs), else a CSV/TSV whose last
     column is the text (single texts, lengths in whitespace tokens or characters)."""
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline()
-    if header.rstrip("\r\n").split("\t")[:3] == ["premise", "hypothesis", "label"]:
+    if corpora.is_pairs_tsv(path):
         lengths, default_budget = corpora.read_pairs_tsv(path).token_lengths(), 8192
     else:
         texts = corpora.read_texts(path)
@@ -72,7 +70,7 @@ def user_case(path: Path, budget: float | None, unit: str) -> Case:
         else:
             lengths = np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts))
         default_budget = 16 * 256**2
-    return Case(f"your data ({path.name})", lengths, budget or default_budget)
+    return Case(f"your data ({path.name})", lengths, default_budget if budget is None else budget)
 
 
 def default_cases(size: int, data_dir: Path | None) -> tuple[list[Case], list[str]]:

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from .. import corpora, with_cuda
 from ..batching import plan_batches
+from ..training.text import check_labels
 from . import batch_quality, calibrated_budgets, environment, esim_training, figures, op_speed
 from .tables import TABLES
 
@@ -85,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
         plan_batches(case.lengths, case.budget, cost=case.cost)  # fails now, in one line, if it cannot fit
         extra = (case,)
         extra_pairs = args.data if case.lengths.ndim == 2 else None
+        if extra_pairs is not None:  # the training section trains on them: check the labels now
+            try:
+                check_labels(corpora.read_pairs_tsv(extra_pairs).labels)
+            except ValueError as error:
+                raise ValueError(f"--data {extra_pairs}: {error}") from None
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     results = {"mode": args.mode, "environment": environment.describe(device)}

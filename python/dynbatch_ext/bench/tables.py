@@ -23,11 +23,10 @@ def batching_table(batching: dict) -> str:
             title += f", {case['samples_left_out']} left out (alone over budget)"
         lines += [title, header]
         for name, s in case["strategies"].items():
-            spread = s["cost_max_over_min"]
+            spread = "-" if s["cost_max_over_min"] is None else f"{s['cost_max_over_min']:.1f}"
             lines.append(
                 f"  {name:<28}{s['efficiency']:>11.3f}{s['num_batches']:>9}"
-                f"{s['cost_max_over_median']:>14.2f}{spread if spread is None else format(spread, '.1f'):>9}"
-                f"{s['batches_over_budget']:>13}"
+                f"{s['cost_max_over_median']:>14.2f}{spread:>9}{s['batches_over_budget']:>13}"
             )
         lines += [target_line(metric, t) for metric, t in case["targets"].items()]
         lines.append("")

@@ -9,9 +9,11 @@ from .layers import EnhancedProjection, MaskedPooling, SoftAlignment
 
 
 def _check_inputs(premise: Tensor, premise_lengths: Tensor, hypothesis: Tensor,
-                  hypothesis_lengths: Tensor) -> None:  # fmt: skip
-    """Token ids (B, L) int64 and lengths (B,) int64 in [0, L] for both sentences; the lengths'
-    values are read back in one transfer (one device sync on CUDA)."""
+                  hypothesis_lengths: Tensor, vocab_size: int) -> None:  # fmt: skip
+    """Token ids (B, L) int64 in the vocabulary and lengths (B,) int64 in [0, L] for both
+    sentences. The values are read back in one transfer (one device sync on CUDA), and checked
+    with torch._check_value: a ValueError in eager mode, a runtime assert in an exported program
+    (where they are data-dependent symbols, which an `if` cannot test)."""
     sentences = (("premise", premise, premise_lengths), ("hypothesis", hypothesis, hypothesis_lengths))
     for name, tokens, lengths in sentences:
         if tokens.ndim != 2 or tokens.dtype != torch.int64:
@@ -23,18 +25,23 @@ def _check_inputs(premise: Tensor, premise_lengths: Tensor, hypothesis: Tensor,
     if premise.shape[0] != hypothesis.shape[0]:
         raise ValueError(f"premise and hypothesis batches differ: {premise.shape[0]} vs "
                          f"{hypothesis.shape[0]}")  # fmt: skip
-    if premise.shape[0] == 0:
+    ranges = []  # (what, lowest allowed, highest allowed, values)
+    for name, tokens, lengths in sentences:
+        if lengths.numel():
+            ranges.append((f"{name}_lengths", f"the padded length {tokens.shape[1]}", 0,
+                           tokens.shape[1], lengths))  # fmt: skip
+        if tokens.numel():
+            ranges.append((f"{name}'s token ids", f"the vocabulary of {vocab_size}", 0,
+                           vocab_size - 1, tokens))  # fmt: skip
+    if not ranges:
         return
-    extremes = torch.stack([*torch.aminmax(premise_lengths), *torch.aminmax(hypothesis_lengths)])
-    for (name, tokens, _), (low, high) in zip(sentences, extremes.view(2, 2).tolist()):
-        # torch._check_value: a ValueError in eager mode, a runtime assert in an exported program
-        # (where low and high are data-dependent symbols, which an `if` cannot test).
-        def message(name=name, tokens=tokens, low=low, high=high):
-            return (f"{name}_lengths must lie in [0, {tokens.shape[1]}] (the padded length), "
-                    f"got [{low}, {high}]")  # fmt: skip
+    extremes = torch.stack([e for *_, values in ranges for e in torch.aminmax(values)])
+    for (what, limit, lowest, highest, _), (low, high) in zip(ranges, extremes.view(-1, 2).tolist()):
+        def message(what=what, limit=limit, lowest=lowest, highest=highest, low=low, high=high):
+            return f"{what} must lie in [{lowest}, {highest}] ({limit}), got [{low}, {high}]"
 
-        torch._check_value(low >= 0, message)
-        torch._check_value(high <= tokens.shape[1], message)
+        torch._check_value(low >= lowest, message)
+        torch._check_value(high <= highest, message)
 
 
 class ESIM(nn.Module):
@@ -102,7 +109,14 @@ class ESIM(nn.Module):
     def forward(
         self, premise: Tensor, premise_lengths: Tensor, hypothesis: Tensor, hypothesis_lengths: Tensor
     ) -> Tensor:
-        _check_inputs(premise, premise_lengths, hypothesis, hypothesis_lengths)
+        _check_inputs(premise, premise_lengths, hypothesis, hypothesis_lengths,
+                      self.embedding.num_embeddings)  # fmt: skip
+        # Sentences padded to length 0 (every one empty) get one padding position: an LSTM
+        # cannot run over no steps, and the lengths keep the position out of every result.
+        if premise.shape[1] == 0:
+            premise = premise.new_full((premise.shape[0], 1), self.embedding.padding_idx or 0)
+        if hypothesis.shape[1] == 0:
+            hypothesis = hypothesis.new_full((hypothesis.shape[0], 1), self.embedding.padding_idx or 0)
         len_p, len_h = premise_lengths, hypothesis_lengths
         a, b = self._pair(  # (B, Lp, 2h), (B, Lh, 2h)
             self.encoder, self.dropout(self.embedding(premise)), len_p,

@@ -16,7 +16,7 @@ _ops = torch.ops.dynbatch_ext
 
 def _check_same_device(*tensors: Tensor) -> None:
     devices = {t.device for t in tensors}
-    torch._check(len(devices) == 1, lambda: f"inputs are on different devices: {devices}")
+    torch._check_value(len(devices) == 1, lambda: f"inputs are on different devices: {devices}")
 
 
 @torch.library.register_fake("dynbatch_ext::soft_align")

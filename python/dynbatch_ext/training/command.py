@@ -4,14 +4,16 @@ from __future__ import annotations
 import argparse
 import os
 
-from .config import TrainConfig
+from .config import DEFAULT_STEP_TARGET, TrainConfig
 from .memory_limit import parse_bytes
 
 
-def _optional(kind):
-    """Parses 'none' (any case) as None, else as `kind`."""
+def _optional(kind, *keywords: str):
+    """Parses 'none' (any case) as None, the given keywords as themselves, else as `kind`."""
     def parse(text: str):
-        return None if text.lower() == "none" else kind(text)
+        if text.lower() == "none":
+            return None
+        return text.lower() if text.lower() in keywords else kind(text)
 
     parse.__name__ = kind.__name__
     return parse
@@ -41,9 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="what the budget counts (default: padded tokens)")
     batching.add_argument("--batch-size", type=int, default=d.batch_size,
                           help="batch size of --batching fixed")
-    batching.add_argument("--step-target", type=_optional(float), default=d.step_target,
+    batching.add_argument("--step-target", type=_optional(float, "auto"), default="auto",
                           help="samples (or tokens) per optimizer step over all ranks; 'none': "
-                               f"one step per micro-batch (default {d.step_target:g})")
+                               "one step per micro-batch; 'auto' (default): "
+                               f"{DEFAULT_STEP_TARGET:g} for budgeted batches, none for --batching "
+                               "fixed")  # fmt: skip
     batching.add_argument("--step-unit", choices=("samples", "tokens"), default=d.step_unit)
     batching.add_argument("--max-batch-size", type=_optional(int), default=d.max_batch_size,
                           help="samples per micro-batch at most (default: the step target)")

@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 
 AUTOCAST_DTYPES = (None, "bfloat16", "float16")
+DEFAULT_STEP_TARGET = 32.0
+
+
+def _finite_number(value) -> bool:
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))  # fmt: skip
 
 # Settings a resumed run may change; every other one must match the checkpoint's.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "resume", "progress", "checkpoint_every", "out_dir",
@@ -25,7 +33,9 @@ class TrainConfig:
     memory_limit: float | None = None  # bytes: calibrate cost and budget to it (budget unused)
     cost: str = "tokens"
     batch_size: int = 32  # batching="fixed" only
-    step_target: float | None = 32.0  # samples (or tokens) per optimizer step; None: 1 batch/step
+    # Samples (or tokens) per optimizer step; None: a step per micro-batch; "auto": 32 for
+    # budgeted batches (batching="fixed" makes every batch its own step).
+    step_target: float | str | None = "auto"
     step_unit: str = "samples"
     max_batch_size: int | None = None  # None: step_target, when steps are counted in samples
     max_micro_batches: int | None = None
@@ -51,15 +61,19 @@ class TrainConfig:
         problems = []
         if self.batching not in ("budget", "fixed"):
             problems.append(f"batching must be 'budget' or 'fixed', got {self.batching!r}")
+        if self.step_target == "auto":
+            self.step_target = None if self.batching == "fixed" else DEFAULT_STEP_TARGET
         positive = ("epochs", "synthetic_size", "batch_size", "embedding_dim", "hidden_size",
                     "checkpoint_every", "budget", "lr", "clip")  # fmt: skip
         for name in positive:
-            if not getattr(self, name) > 0:
-                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+            if not _finite_number(getattr(self, name)) or not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0 and finite, got {getattr(self, name)!r}")
         for name in ("step_target", "max_batch_size", "max_micro_batches", "max_steps"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                problems.append(f"{name} must be > 0 (or unset), got {value}")
+            if value is not None and (not _finite_number(value) or not value > 0):
+                problems.append(f"{name} must be > 0 and finite (or unset), got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            problems.append(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
         if self.memory_limit is not None and not self.memory_limit > 0:
             problems.append(f"memory_limit must be > 0 bytes, got {self.memory_limit}")
         if self.memory_limit is not None and self.batching == "fixed":
@@ -68,8 +82,9 @@ class TrainConfig:
             problems.append(f"valid_fraction must lie in (0, 1), got {self.valid_fraction}")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must lie in [0, 1), got {self.dropout}")
-        if self.batching == "fixed" and self.step_target not in (None, self.batch_size):
-            problems.append("batching='fixed' makes every batch its own step: leave step_target unset")
+        if self.batching == "fixed" and self.step_target is not None:
+            problems.append("batching='fixed' makes every batch its own step: leave step_target "
+                            "unset")  # fmt: skip
         if self.autocast not in AUTOCAST_DTYPES:
             problems.append(f"autocast must be one of {AUTOCAST_DTYPES}, got {self.autocast!r}")
         if self.autocast == "float16" and self.device == "cpu":
@@ -79,8 +94,6 @@ class TrainConfig:
             problems.append(f"lstm must be auto, packed, flipped or padded, got {self.lstm!r}")
         if problems:
             raise ValueError("; ".join(problems))
-        if self.batching == "fixed":
-            self.step_target = None
 
     @property
     def micro_batch_cap(self) -> int | None:

@@ -1,6 +1,8 @@
 """The training and validation pairs of a run: an SNLI-format file, or the synthetic task."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from ..corpora import PairData, read_pairs_tsv
@@ -23,6 +25,14 @@ def split(data: PairData, valid_fraction: float, seed: int) -> tuple[PairData, P
     if cut < 1:
         raise ValueError(f"{len(data)} pairs are too few to split into training and validation")
     return subset(data, order[:cut]), subset(data, order[cut:])
+
+
+def data_sha256(data: PairData) -> str:
+    """A digest of every premise, hypothesis and label, in order: what a resumed run checks."""
+    digest = hashlib.sha256()
+    for premise, hypothesis, label in zip(data.premises, data.hypotheses, data.labels):
+        digest.update(f"{len(premise)}:{premise}{len(hypothesis)}:{hypothesis}{label};".encode())
+    return digest.hexdigest()
 
 
 def load_pairs(config: TrainConfig) -> tuple[PairData, PairData, str]:

@@ -21,7 +21,7 @@ from ..nn import ESIM
 from . import checkpoint
 from .baseline import FixedBatchSampler
 from .config import TrainConfig
-from .data import load_pairs
+from .data import data_sha256, load_pairs
 from .memory_limit import calibrated_plan_cost
 from .metrics import MetricsLog, plot_run, read_log, run_pyplot
 from .text import EncodedPairs, PairBatch, Vocabulary
@@ -175,10 +175,15 @@ class _Run:
         if saved is not None and (changed := config.differences(saved["config"])):
             raise ValueError("--resume with other settings than the checkpoint's: " + "; ".join(changed))
         train_pairs, valid_pairs = data if data is not None else load_pairs(config)[:2]
+        self.data_sha256 = data_sha256(train_pairs)
+        if saved is not None and saved["data_sha256"] != self.data_sha256:
+            raise ValueError(f"--resume: the training pairs are not those the run in {self.out} "
+                             "started with (their content differs from the checkpoint's); resume "
+                             "with the same data, or start a new run in another --out")  # fmt: skip
         texts = train_pairs.premises + train_pairs.hypotheses
         self.vocab = Vocabulary(saved["vocab"]) if saved else Vocabulary.build(texts)
-        self.train_set = EncodedPairs(train_pairs, self.vocab, num_classes=3)
-        self.valid_set = EncodedPairs(valid_pairs, self.vocab, num_classes=3)
+        self.train_set = EncodedPairs(train_pairs, self.vocab)
+        self.valid_set = EncodedPairs(valid_pairs, self.vocab)
 
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.model = ESIM(len(self.vocab), config.embedding_dim, config.hidden_size,
@@ -194,11 +199,7 @@ class _Run:
         torch.manual_seed(config.seed + 1 + world.rank)  # dropout differs between ranks
         self.progress = _Progress()
         if saved is not None:
-            self.model.load_state_dict(saved["model"])
-            self.optimizer.load_state_dict(saved["optimizer"])
-            self.sampler.load_state_dict(saved["sampler"])
-            checkpoint.restore_rng(saved["rng"], world.rank)
-            self.progress = _Progress(saved["step"], saved["train_seconds"], saved["samples_seen"])
+            self._restore(saved)
         self.log = MetricsLog(self.out / "metrics.jsonl", enabled=world.main,
                               resume_step=self.progress.step if saved else None,
                               resume_epoch=self.sampler.epoch)  # fmt: skip
@@ -210,6 +211,24 @@ class _Run:
         if world.size > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
         self.valid_batches = _validation_batches(config, self.valid_set, world, cost, budget)
+
+    def _restore(self, saved: dict) -> None:
+        """Model, optimizer, sampler, RNG and progress from a checked checkpoint; a state that
+        does not fit them is a ValueError naming the file."""
+        path = self.out / "checkpoint.pt"
+        try:
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.sampler.load_state_dict(saved["sampler"])
+            checkpoint.restore_rng(saved["rng"], self.world.rank)
+        except (RuntimeError, KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path}: the checkpoint does not fit this run ({error}); "
+                             f"{checkpoint.WHAT_TO_DO}") from None  # fmt: skip
+        self.progress = _Progress(saved["step"], saved["train_seconds"], saved["samples_seen"])
+        if self.config.max_steps is not None and self.progress.step >= self.config.max_steps:
+            raise ValueError(f"--max-steps {self.config.max_steps}: the run in {self.out} is "
+                             f"already at step {self.progress.step}; pass a larger --max-steps "
+                             "(or none) to train on")  # fmt: skip
 
     def _plan_cost(self, saved):
         """(cost, budget, calibration record): the config's, or calibrated to --memory-limit (a
@@ -230,6 +249,7 @@ class _Run:
         if self.world.main:
             checkpoint.save(self.out / "checkpoint.pt", dict(
                 config=self.config.to_dict(), vocab=self.vocab.tokens,
+                data_sha256=self.data_sha256,
                 model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
                 sampler=self.sampler.state_dict(batches_consumed), rng=rng,
                 **dataclasses.asdict(self.progress), calibration=self.calibration,
@@ -244,7 +264,9 @@ class _Run:
         done_steps = int(np.searchsorted(np.cumsum(sizes), consumed, side="right"))
         bar = tqdm(total=len(sizes), initial=done_steps, desc=f"epoch {epoch + 1}/{config.epochs}",
                    unit="step", disable=not (config.progress and world.main), leave=False)  # fmt: skip
-        seen_ids: list[int] = []
+        # A resumed epoch's ids start with those of the batches trained before the stop.
+        seen_ids = [i for batch in self.sampler.batches()[:consumed] for i in batch.tolist()
+                    ] if config.log_sample_ids else []  # fmt: skip
         self.model.train()
         for micro_batches in self.sampler.group_steps(self.loader):
             started = time.perf_counter()

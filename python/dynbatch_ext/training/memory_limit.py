@@ -52,6 +52,7 @@ def calibrated_plan_cost(model, optimizer, pairs: EncodedPairs, vocab_size: int,
                   "fixed_bytes": result.fixed_bytes,
                   "step_overhead_bytes": result.step_overhead_bytes,
                   "max_relative_error": result.max_relative_error,
+                  "verification_error": result.verification_error,
                   "memory_limit": config.memory_limit}  # fmt: skip
     if dist.is_available() and dist.is_initialized():
         shared = [record]

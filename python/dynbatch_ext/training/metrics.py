@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..plotting import pyplot
@@ -9,7 +10,8 @@ from ..plotting import pyplot
 
 class MetricsLog:
     """Appends one JSON object a line. On resume, drops what came after the checkpoint, so the
-    log reads as if the run had never stopped."""
+    log reads as if the run had never stopped; the file is rewritten atomically, so a run killed
+    meanwhile leaves the old one whole."""
 
     def __init__(self, path: Path, *, enabled: bool = True, resume_step: int | None = None,
                  resume_epoch: int = 0):  # fmt: skip
@@ -18,14 +20,15 @@ class MetricsLog:
             return
         kept = []
         if resume_step is not None and path.is_file():
-            for line in path.read_text().splitlines():
-                record = json.loads(line)
+            for record in read_log(path):
                 if record["kind"] == "step" and record["step"] > resume_step:
                     continue
                 if record["kind"] == "epoch" and record["epoch"] >= resume_epoch:
                     continue
-                kept.append(line)
-        path.write_text("".join(line + "\n" for line in kept))
+                kept.append(json.dumps(record))
+        partial = path.with_suffix(".partial")
+        partial.write_text("".join(line + "\n" for line in kept))
+        os.replace(partial, path)
 
     def write(self, kind: str, **fields) -> None:
         if self.enabled:
@@ -34,7 +37,23 @@ class MetricsLog:
 
 
 def read_log(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+    """The records of a metrics log. A last line cut short (the run was killed while appending
+    it) is left out; any other line that is not a record is a ValueError naming the file."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or "kind" not in record:
+                raise ValueError("not a record")
+        except ValueError as error:
+            if number == len(lines):
+                break  # torn by a kill mid-write: the checkpoint predates it anyway
+            raise ValueError(f"{path}:{number}: not a metrics record ({error}); the log is "
+                             "damaged: move it away to resume without it") from None  # fmt: skip
+        records.append(record)
+    return records
 
 
 def smooth(values: list[float], span: int) -> list[float]:

@@ -11,6 +11,18 @@ from torch.utils.data import Dataset
 from ..corpora import PairData
 
 PAD, UNK = "<pad>", "<unk>"
+NUM_CLASSES = 3  # SNLI's: 0 entailment, 1 neutral, 2 contradiction
+
+
+def check_labels(labels, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """The labels as int64, each in [0, num_classes), or a ValueError naming the first that is
+    not (checked before training starts, not when its batch comes up)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if len(bad):
+        raise ValueError(f"pair {int(bad[0])} has label {int(labels[bad[0]])}, outside "
+                         f"[0, {num_classes}); SNLI labels are 0, 1, 2")  # fmt: skip
+    return labels
 
 
 def tokenize(text: str) -> list[str]:
@@ -78,12 +90,8 @@ class EncodedPairs(Dataset):
     """Token ids of sentence pairs. Items are their own indices; `collate` builds the batch, so
     a DataLoader over it with a batch sampler gathers a whole batch at once."""
 
-    def __init__(self, data: PairData, vocab: Vocabulary, num_classes: int):
-        labels = np.asarray(data.labels, dtype=np.int64)
-        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-        if len(bad):
-            raise ValueError(f"pair {int(bad[0])} has label {int(labels[bad[0]])}, outside "
-                             f"[0, {num_classes}); SNLI labels are 0, 1, 2")  # fmt: skip
+    def __init__(self, data: PairData, vocab: Vocabulary, num_classes: int = NUM_CLASSES):
+        labels = check_labels(data.labels, num_classes)
         self.premises = [vocab.encode(t) for t in data.premises]
         self.hypotheses = [vocab.encode(t) for t in data.hypotheses]
         self.labels = labels
