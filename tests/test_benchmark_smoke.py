@@ -205,3 +205,11 @@ def test_profile_step_runs_the_fused_step_and_rejects_bad_options(capsys):
     with pytest.raises(SystemExit):
         profile_step.main(["--device", "cpu", "--dtypes", "float8"])
     assert "unknown ['float8']" in capsys.readouterr().err
+
+
+def test_the_training_profile_runs_and_prints_each_kind_of_op(capsys):
+    from dynbatch_ext.bench import training_profile
+
+    assert training_profile.main(["--steps", "2", "--dim", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "lstm" in out and "fused ops" in out and "padded tokens per sample" in out

@@ -221,3 +221,35 @@ def test_a_calibrated_epoch_keeps_its_margin_on_a_model_it_was_not_tuned_on():
     for batch in extremes.values():
         peak = result.fixed_bytes + measured_step_peak(step, make, len(batch), int(lengths[batch].max()))
         assert peak <= limit * (1 - result.margin / 2), (len(batch), int(lengths[batch].max()), peak / limit)
+
+
+def drifting_step(per_sample: int, drift: float):
+    """A step whose memory per sample grows by `drift` (a fraction) with every call after the
+    probes, as a leak or a fragmenting allocator would make it: what no fit of earlier
+    measurements foresees."""
+    calls = []
+
+    def step(batch):
+        calls.append(1)
+        scale = 1.0 + drift * max(0, len(calls) - 11)  # the warm-up and 10 probes are steady
+        return torch.empty(int(len(batch) * per_sample * scale) // 4).sum()
+
+    return step
+
+
+LENGTHS = np.tile(np.arange(1, 64), 2000)  # 2,000 samples of every length: large budget batches
+
+
+def test_a_budget_whose_batches_measure_over_the_limit_is_refused():
+    make = lambda b, length: torch.zeros(b, length)  # noqa: E731
+    with pytest.raises(ValueError, match="measured .* over the limit .* pass a larger margin"):
+        calibrate(drifting_step(4096, drift=1.0), make, LENGTHS, memory_limit=16 * 2**20, fixed_bytes=0,
+                  progress=False)  # fmt: skip
+
+
+def test_a_fit_that_eats_half_the_margin_warns():
+    make = lambda b, length: torch.zeros(b, length)  # noqa: E731
+    with pytest.warns(UserWarning, match="underestimates the peak by .* more than half of the margin"):
+        result = calibrate(drifting_step(4096, drift=0.04), make, LENGTHS, memory_limit=16 * 2**20,
+                           fixed_bytes=0, margin=0.2, progress=False)  # fmt: skip
+    assert len({c["round"] for c in result.verification}) == 3  # it refitted twice

@@ -241,3 +241,12 @@ def test_inputs_on_the_meta_and_cpu_devices_at_once_are_a_value_error():
         ops.soft_align(a.to("meta"), b.to("meta"), len_a, len_b)
     with pytest.raises(ValueError, match="different devices"):
         ops.masked_pool(a.to("meta"), len_a)
+
+
+def test_the_reference_ignores_nan_in_padding_as_the_fused_op_does():
+    a, b, len_a, len_b = pair_batch()
+    for row, (la, lb) in enumerate(EDGE_LENGTHS):
+        a[row, la:], b[row, lb:] = float("nan"), float("inf")
+    for fused, plain in zip(ops.soft_align(a, b, len_a, len_b), reference.soft_align(a, b, len_a, len_b)):
+        assert torch.isfinite(plain).all()
+        torch.testing.assert_close(fused, plain, rtol=1e-12, atol=1e-12)

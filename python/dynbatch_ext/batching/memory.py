@@ -18,7 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 
-def _quiet_profiler_start_stop_lines() -> None:
+def quiet_profiler_start_stop_lines() -> None:
     """torch's profiler (kineto) prints a "USDT: ... profiler_start" and a "profiler_stop" line
     to stderr for every profiling session, and calibrate and the benchmark open hundreds. Kineto
     reads KINETO_LOG_LEVEL when the profiler first starts in a process; 6 is above those lines'
@@ -29,7 +29,7 @@ def _quiet_profiler_start_stop_lines() -> None:
 
 def _allocation_changes(fn: Callable[[], object]) -> list[tuple[float, int, int]]:
     """(time, signed bytes, address) of every CPU tensor allocation and free during `fn`."""
-    _quiet_profiler_start_stop_lines()
+    quiet_profiler_start_stop_lines()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:

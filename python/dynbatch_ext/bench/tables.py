@@ -94,8 +94,9 @@ def calibration_table(section: dict) -> str:
         fit = case["fit"]
         lines += [
             f"{case['case']}: {case['num_samples']:,} samples, limit "
-            f"{case['memory_limit'] / 2**20:.0f} MiB, fit error on the probes at most "
-            f"{fit['max_relative_error']:.1%}",
+            f"{case['memory_limit'] / 2**20:.0f} MiB; the fit misses the budget's own batches by "
+            f"{fit['verification_error']:.1%} of the limit (its small probes by up to "
+            f"{fit['max_relative_error']:.0%} of their peaks)",
             f"  {'strategy':<22}{'steps':>7}{'max':>8}{'median':>8}{'min':>8}{'max/min':>9}{'over limit':>12}",
         ]
         for name, r in case["strategies"].items():

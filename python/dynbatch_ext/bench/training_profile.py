@@ -17,6 +17,7 @@ import time
 from torch.profiler import ProfilerActivity, profile
 
 from .. import corpora
+from ..batching.memory import quiet_profiler_start_stop_lines
 from ..training import TrainConfig, loop, synthetic_pairs
 from ..training.data import split
 from .esim_training import BASELINE, CONFIGS, OURS
@@ -42,6 +43,7 @@ def profile_config(label: str, pairs, steps: int, dim: int, out_dir: str) -> dic
     chosen = [next(stream) for _ in range(steps)]
     samples = sum(len(mb) for step in chosen for mb in step)
     padded = sum(mb.token_counts()[1] for step in chosen for mb in step)
+    quiet_profiler_start_stop_lines()
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         started = time.perf_counter()
         for step in chosen:
