@@ -1,0 +1,260 @@
+"""Budgeted batches in the HF Trainer (transformers 5.x, with accelerate and datasets).
+
+`BudgetTrainer` is a `transformers.Trainer` that trains on budgeted micro-batches grouped into
+optimizer steps of about `step_target` samples, each micro-batch's mean loss weighted by its
+share of the step (`micro_batch_weights`), so that a step's accumulated gradient is exactly the
+gradient of one batch of all its samples, on one rank or many:
+
+    from dynbatch_ext.integrations.hf import BudgetTrainer
+
+    dataset = dataset.map(lambda rows: tokenizer(rows["text"], truncation=True, return_length=True),
+                          batched=True)
+    trainer = BudgetTrainer(model=model, args=TrainingArguments(...), train_dataset=dataset,
+                            data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8),
+                            budget=16 * 256**2, cost="quadratic", step_target=32)
+    trainer.train()
+
+How it fits the Trainer:
+- The training DataLoader yields one optimizer step at a time (its micro-batches, each collated
+  by the data collator), and `gradient_accumulation_steps` stays 1: the Trainer's counting of
+  steps, its schedules, logging and checkpoints all see optimizer steps.
+- Under DDP (torchrun, accelerate launch) the sampler gives each rank its own micro-batches, the
+  same number in every step; the DataLoader is not passed through `accelerator.prepare`, whose
+  `BatchSamplerShard` would split the rank's batches a second time and lose samples.
+- The Trainer calls `set_epoch` on the sampler each epoch, and on resume skips the optimizer
+  steps already trained in the epoch (accelerate's `SkipBatchSampler` over this sampler): the
+  remaining steps are exactly those not yet trained.
+- `pad_multiple` is the collator's `pad_to_multiple_of`, so the budget counts the padding the
+  collator adds.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Sequence
+
+import numpy as np
+import torch
+
+try:
+    import datasets
+    import transformers
+    from transformers.trainer_utils import seed_worker
+except ImportError as error:  # pragma: no cover - exercised without the extra installed
+    raise ImportError(
+        f"dynbatch_ext.integrations.hf needs transformers (5.x), accelerate and datasets, which "
+        f"are not installed ({error}): pip install 'dynbatch_ext[hf]'"
+    ) from error
+
+from ..batching import BucketBatchSampler, micro_batch_weights
+from ..batching.checks import as_lengths
+
+LOSS_UNITS = ("samples", "tokens")
+
+
+def dataset_lengths(dataset, columns: str | Sequence[str] = "length") -> np.ndarray:
+    """The lengths a `datasets.Dataset` holds in `columns`: one column name for single texts
+    (shape (N,)), two for pairs (shape (N, 2)), read as whole columns (no Python loop over rows).
+
+    Tokenizers write such a column with `return_length=True`: `dataset.map(lambda rows:
+    tokenizer(rows["text"], return_length=True), batched=True)` ("length"), which is also the
+    Trainer's own `length_column_name`.
+    """
+    if not isinstance(dataset, datasets.Dataset):
+        raise TypeError(f"dataset_lengths reads a datasets.Dataset, got {type(dataset).__name__}; "
+                        "pass the lengths as an array instead (lengths=...)")  # fmt: skip
+    names = [columns] if isinstance(columns, str) else list(columns)
+    if len(names) not in (1, 2):
+        raise ValueError(f"columns must name one length column (single texts) or two (pairs), "
+                         f"got {names}")  # fmt: skip
+    missing = [n for n in names if n not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"the dataset has no column {missing[0]!r} (it has {dataset.column_names}); add one "
+            "with the tokenizer's return_length=True, e.g. dataset.map(lambda row: "
+            "tokenizer(row['text'], return_length=True))"
+        )
+    as_numpy = dataset.with_format("numpy")
+    # A tokenizer mapped row by row writes each length as a one-element list: (N, 1).
+    columns_read = [np.asarray(as_numpy[name]) for name in names]
+    columns_read = [c[:, 0] if c.ndim == 2 and c.shape[1] == 1 else c for c in columns_read]
+    if any(c.ndim != 1 for c in columns_read):
+        raise ValueError(f"length columns {names} must hold one integer per row")
+    return as_lengths(columns_read[0] if len(names) == 1 else np.stack(columns_read, axis=1))
+
+
+class _StepBatches(torch.utils.data.Sampler):
+    """A BucketBatchSampler in step mode as a batch sampler whose batches are whole optimizer
+    steps: each yields (micro-batch number, sample index) pairs, which _StepCollator splits."""
+
+    def __init__(self, sampler: BucketBatchSampler):
+        self.sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler.step_sizes())
+
+    def __iter__(self):
+        for step in self.sampler.steps():
+            yield [(k, int(i)) for k, micro_batch in enumerate(step) for i in micro_batch]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+
+class _StepDataset(torch.utils.data.Dataset):
+    """Reads (micro-batch number, index) keys: the sample, tagged with its micro-batch."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        micro_batch, index = key
+        return micro_batch, self.dataset[index]
+
+    def __getitems__(self, keys):
+        indices = [index for _, index in keys]
+        if hasattr(self.dataset, "__getitems__"):  # datasets.Dataset: one read for the step
+            samples = self.dataset.__getitems__(indices)
+        else:
+            samples = [self.dataset[i] for i in indices]
+        return [(micro_batch, sample) for (micro_batch, _), sample in zip(keys, samples)]
+
+
+class _StepCollator:
+    """The step's samples, split back into micro-batches, each collated by `collate`."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, tagged):
+        groups: dict[int, list] = {}
+        for micro_batch, sample in tagged:
+            groups.setdefault(micro_batch, []).append(sample)
+        return [self.collate(groups[k]) for k in sorted(groups)]
+
+
+class BudgetTrainer(transformers.Trainer):
+    """A `transformers.Trainer` on budgeted micro-batches and optimizer steps of about equal size.
+
+    Args (besides the Trainer's own):
+        budget: the most a micro-batch may cost under `cost` (see `dynbatch_ext.plan_batches`).
+        cost: "quadratic" (attention, default), "tokens", "count" or a `CostModel`.
+        step_target: samples (or real tokens, `step_unit="tokens"`) per optimizer step, summed
+            over ranks. Micro-batches hold at most `step_target` samples unless
+            `plan_options["max_batch_size"]` says otherwise.
+        max_micro_batches: at most this many micro-batches per rank in a step (None: no limit).
+        lengths: the training set's lengths ((N,) or (N, 2)); by default read from
+            `length_columns` of the dataset (see `dataset_lengths`).
+        loss_unit: what the model's loss is a mean over: "samples" (classification; default) or
+            "tokens" (the labels that are not -100). Each micro-batch's loss is weighted by its
+            count of them over the step's.
+        plan_options: further options of `dynbatch_ext.PlanOptions` (oversize, batch_overhead,
+            padding_noise, ...). The seed is `args.seed`, the replicas are `args.world_size`.
+
+    `args.gradient_accumulation_steps` must be 1: the steps are the sampler's.
+    """
+
+    def __init__(self, *args, budget: float, cost="quadratic", step_target: float,
+                 step_unit: str = "samples", max_micro_batches: int | None = None, lengths=None,
+                 length_columns: str | Sequence[str] = "length", loss_unit: str = "samples",
+                 plan_options: dict | None = None, **kwargs):  # fmt: skip
+        super().__init__(*args, **kwargs)
+        if self.args.gradient_accumulation_steps != 1:
+            raise ValueError(
+                f"BudgetTrainer groups micro-batches into optimizer steps itself (step_target="
+                f"{step_target}); set gradient_accumulation_steps=1, not "
+                f"{self.args.gradient_accumulation_steps}"
+            )
+        if loss_unit not in LOSS_UNITS:
+            raise ValueError(f"loss_unit must be one of {LOSS_UNITS}, got {loss_unit!r}")
+        self.loss_unit = loss_unit
+        options = dict(plan_options or {})
+        for name in ("seed", "num_replicas", "rank"):
+            if name in options:
+                raise ValueError(f"plan_options[{name!r}] comes from the TrainingArguments "
+                                 "(seed, world_size, process_index)")  # fmt: skip
+        collator_multiple = getattr(self.data_collator, "pad_to_multiple_of", None) or 1
+        if options.setdefault("pad_multiple", collator_multiple) != collator_multiple:
+            raise ValueError(
+                f"plan_options pad_multiple={options['pad_multiple']} disagrees with the data "
+                f"collator's pad_to_multiple_of={collator_multiple}: the budget would not count "
+                "the padding the collator adds"
+            )
+        if step_unit == "samples":
+            options.setdefault("max_batch_size", max(1, int(step_target)))
+        self._plan = dict(budget=budget, cost=cost, step_target=step_target, step_unit=step_unit,
+                          max_micro_batches=max_micro_batches, **options)  # fmt: skip
+        self._lengths = lengths
+        self._length_columns = length_columns
+        self.budget_sampler: BucketBatchSampler | None = None
+
+    def _training_lengths(self) -> np.ndarray:
+        if self._lengths is not None:
+            return as_lengths(self._lengths)
+        return dataset_lengths(self.train_dataset, self._length_columns)
+
+    def get_train_dataloader(self) -> torch.utils.data.DataLoader:
+        """One optimizer step per item: the rank's micro-batches of the step, each collated."""
+        if self.train_dataset is None:
+            raise ValueError("Trainer: training requires a train_dataset.")
+        lengths = self._training_lengths()
+        if len(lengths) != len(self.train_dataset):
+            raise ValueError(f"{len(lengths)} lengths for {len(self.train_dataset)} training samples")
+        plan = dict(self._plan)
+        budget = plan.pop("budget")
+        self.budget_sampler = BucketBatchSampler(
+            lengths, budget, num_replicas=self.args.world_size, rank=self.args.process_index,
+            seed=self.args.seed, **plan,
+        )  # fmt: skip
+        dataset, collate = self.train_dataset, self.data_collator
+        if isinstance(dataset, datasets.Dataset):
+            dataset = self._remove_unused_columns(dataset, description="Training")
+        else:
+            collate = self._get_collator_with_removed_columns(collate, description="Training")
+        workers = self.args.dataloader_num_workers
+        return torch.utils.data.DataLoader(
+            _StepDataset(dataset), batch_sampler=_StepBatches(self.budget_sampler),
+            collate_fn=_StepCollator(collate), num_workers=workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            persistent_workers=self.args.dataloader_persistent_workers and workers > 0,
+            prefetch_factor=self.args.dataloader_prefetch_factor if workers > 0 else None,
+            worker_init_fn=functools.partial(seed_worker, num_workers=workers,
+                                             rank=self.args.process_index),
+        )  # fmt: skip
+
+    def _count(self, micro_batch: dict) -> float:
+        labels = micro_batch["labels"]
+        if self.loss_unit == "samples":
+            return float(len(labels))
+        return float((labels != -100).sum())
+
+    def training_step(self, model, inputs: list[dict], num_items_in_batch=None) -> torch.Tensor:
+        """One optimizer step's micro-batches: each micro-batch's mean loss times its share of
+        the step (over all ranks), gradients accumulated, synchronised on the last one only.
+        Returns the step's mean loss."""
+        model.train()
+        counts = [self._count(micro_batch) for micro_batch in inputs]
+        weights = micro_batch_weights(counts)
+        total = torch.zeros((), device=self.args.device)
+        for k, (micro_batch, weight) in enumerate(zip(inputs, weights)):
+            last = k == len(inputs) - 1
+            sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
+            with sync:
+                micro_batch = self._prepare_inputs(micro_batch)
+                with self.compute_loss_context_manager():
+                    loss = self.compute_loss(model, micro_batch)
+                self.accelerator.backward(loss * weight)
+            total += loss.detach() * counts[k]
+        return total / sum(counts)
+
+    def floating_point_ops(self, inputs) -> int:
+        if isinstance(inputs, list):
+            return sum(super(BudgetTrainer, self).floating_point_ops(mb) for mb in inputs)
+        return super().floating_point_ops(inputs)
+
+    def _track_num_input_tokens(self, inputs):
+        for micro_batch in inputs if isinstance(inputs, list) else [inputs]:
+            super()._track_num_input_tokens(micro_batch)

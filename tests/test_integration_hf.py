@@ -1,0 +1,121 @@
+"""dynbatch_ext.integrations.hf: the HF Trainer on budgeted steps, exact in float64, alone and on
+2 ranks, resumed bitwise, and the errors a user meets."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hf_cases import (  # noqa: E402  (skips the module where transformers is absent)
+    GradientsPerStep, big_batch_gradients, datasets, pad_collate, ragged_dataset, record_steps,
+    tiny_bert, trainer, transformers,
+)
+from dynbatch_ext.integrations.hf import BudgetTrainer, dataset_lengths
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_dataset_lengths_reads_columns_of_singles_and_pairs():
+    dataset = datasets.Dataset.from_dict({"length": [3, 1, 4], "premise_length": [5, 9, 2],
+                                          "hypothesis_length": [6, 5, 3]}).select([2, 0, 1])  # fmt: skip
+    np.testing.assert_array_equal(dataset_lengths(dataset), [4, 3, 1])  # after select, in its order
+    pairs = dataset_lengths(dataset, ("premise_length", "hypothesis_length"))
+    np.testing.assert_array_equal(pairs, [[2, 3], [5, 6], [9, 5]])
+    row_by_row = datasets.Dataset.from_dict({"length": [[3], [1]]})  # a tokenizer mapped without batched=True
+    np.testing.assert_array_equal(dataset_lengths(row_by_row), [3, 1])
+    with pytest.raises(ValueError, match="no column 'n_tokens'.*return_length=True"):
+        dataset_lengths(dataset, "n_tokens")
+    with pytest.raises(TypeError, match="reads a datasets.Dataset"):
+        dataset_lengths([{"length": 3}])
+
+
+def test_a_step_equals_one_big_batch_in_float64(tmp_path, monkeypatch):
+    seen = record_steps(monkeypatch)
+    model, dataset = tiny_bert(), ragged_dataset()
+    gradients = GradientsPerStep()
+    # learning_rate 0: every step's gradient is taken at the initial weights, as the reference's.
+    run = trainer(tmp_path, model=model, dataset=dataset, num_train_epochs=1, learning_rate=0.0)
+    run.add_callback(gradients)
+    run.train()
+    several = [s for s, step in enumerate(seen) if len(step) > 1]
+    assert several  # steps of several micro-batches, where the weights matter
+    for s in several[:3]:
+        expected = big_batch_gradients(tiny_bert(), dataset, [i for mb in seen[s] for i in mb])
+        for name, want in expected.items():
+            torch.testing.assert_close(gradients.gradients[s][name], want, rtol=1e-10, atol=1e-12)
+    # Every sample once in the epoch, and as many optimizer steps as the sampler planned.
+    assert sorted(i for step in seen for mb in step for i in mb) == list(range(len(dataset)))
+    assert run.state.global_step == len(seen) == len(run.budget_sampler.step_sizes())
+    lengths = np.asarray(dataset["length"])
+    for step in seen:  # within budget: padded tokens of each micro-batch at most 200
+        assert all(len(mb) * lengths[mb].max() <= 200 and len(mb) <= 12 for mb in step)
+
+
+def test_two_ranks_through_torchrun_every_sample_once_and_exact(tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(HERE / "integration_scripts" / "hf_ddp.py"), str(tmp_path)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    per_epoch = ranks[0]["steps_per_epoch"]
+    assert ranks[1]["steps_per_epoch"] == per_epoch and ranks[0]["global_step"] == 2 * per_epoch
+    for epoch in range(2):
+        steps = [rank["steps"][epoch * per_epoch:(epoch + 1) * per_epoch] for rank in ranks]
+        # Equal micro-batches per step on both ranks; every sample once across them (no double split).
+        assert [len(s) for s in steps[0]] == [len(s) for s in steps[1]]
+        ids = [i for rank in steps for step in rank for mb in step for i in mb]
+        assert sorted(ids) == list(range(150))
+    assert max(rank["worst_gradient_error"] for rank in ranks) < 1e-10
+
+
+def test_resume_mid_epoch_reaches_the_same_weights_bitwise(tmp_path):
+    whole = trainer(tmp_path / "whole")
+    whole.train()
+
+    class StopAt(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step == 5
+
+    parted = trainer(tmp_path / "parted", save_strategy="steps", save_steps=5)
+    parted.add_callback(StopAt())
+    parted.train()
+    assert parted.state.global_step == 5 and (tmp_path / "parted" / "checkpoint-5").is_dir()
+    resumed = trainer(tmp_path / "parted", save_strategy="steps", save_steps=5)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "parted" / "checkpoint-5"))
+    assert resumed.state.global_step == whole.state.global_step
+    for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_settings_that_would_break_the_steps_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="set gradient_accumulation_steps=1"):
+        trainer(tmp_path, gradient_accumulation_steps=4)
+    class PadsToEight:  # as DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8) does
+        pad_to_multiple_of = 8
+
+        def __call__(self, rows):
+            return pad_collate(rows)
+
+    with pytest.raises(ValueError, match="disagrees with the data collator's pad_to_multiple_of=8"):
+        BudgetTrainer(model=tiny_bert(), args=transformers.TrainingArguments(str(tmp_path), use_cpu=True, report_to=[]),
+                      train_dataset=ragged_dataset(), data_collator=PadsToEight(), budget=2000, step_target=12,
+                      plan_options={"pad_multiple": 4})  # fmt: skip
+    agreed = BudgetTrainer(model=tiny_bert(), args=transformers.TrainingArguments(str(tmp_path), use_cpu=True, report_to=[]),
+                           train_dataset=ragged_dataset(), data_collator=PadsToEight(), budget=2000, step_target=12)
+    agreed.get_train_dataloader()
+    assert agreed.budget_sampler.options.pad_multiple == 8
+
+
+def test_the_package_imports_no_framework_and_the_module_says_what_to_install(tmp_path):
+    check = ("import sys\nimport dynbatch_ext\n"
+             "assert not {'transformers', 'datasets', 'accelerate', 'lightning'} & set(sys.modules), sys.modules.keys()\n"
+             "sys.modules['transformers'] = None\n"
+             "try:\n    import dynbatch_ext.integrations.hf\nexcept ImportError as error:\n    print(error)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "pip install 'dynbatch_ext[hf]'" in done.stdout
