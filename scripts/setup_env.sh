@@ -23,5 +23,5 @@ pip_install() {
 . "$VENV/bin/activate"
 pip_install "$TORCH_SPEC" "scikit-build-core>=0.10" "pybind11>=2.12" ninja
 # No build isolation: compile against the torch just installed (see pyproject.toml).
-pip_install --no-build-isolation ".[test,plot,hf]"
+pip_install --no-build-isolation ".[test,plot,hf,lightning]"
 python -c "import dynbatch_ext, torch; print(f'dynbatch_ext {dynbatch_ext.__version__} built (torch {torch.__version__}, CUDA kernels: {dynbatch_ext.with_cuda()})')"

@@ -11,7 +11,8 @@ import torch
 transformers = pytest.importorskip("transformers")
 datasets = pytest.importorskip("datasets")
 
-from dynbatch_ext.integrations.hf import BudgetTrainer, _StepBatches  # noqa: E402
+from dynbatch_ext.integrations.hf import BudgetTrainer  # noqa: E402
+from dynbatch_ext.integrations.steps import StepBatches  # noqa: E402
 
 VOCAB = 40
 
@@ -82,7 +83,7 @@ def big_batch_gradients(model, dataset, indices) -> dict:
 def record_steps(monkeypatch=None):
     """Every step the training DataLoader is handed, as a list of micro-batch index lists."""
     seen = []
-    original = _StepBatches.__iter__
+    original = StepBatches.__iter__
 
     def recording(self):
         for keys in original(self):
@@ -93,7 +94,7 @@ def record_steps(monkeypatch=None):
             yield keys
 
     if monkeypatch is not None:
-        monkeypatch.setattr(_StepBatches, "__iter__", recording)
+        monkeypatch.setattr(StepBatches, "__iter__", recording)
     else:
-        _StepBatches.__iter__ = recording
+        StepBatches.__iter__ = recording
     return seen

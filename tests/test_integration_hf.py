@@ -2,22 +2,19 @@
 2 ranks, resumed bitwise, and the errors a user meets."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from two_ranks import run_two_ranks
 
 from hf_cases import (  # noqa: E402  (skips the module where transformers is absent)
     GradientsPerStep, big_batch_gradients, datasets, pad_collate, ragged_dataset, record_steps,
     tiny_bert, trainer, transformers,
 )
 from dynbatch_ext.integrations.hf import BudgetTrainer, dataset_lengths
-
-HERE = Path(__file__).resolve().parent
 
 
 def test_dataset_lengths_reads_columns_of_singles_and_pairs():
@@ -57,11 +54,7 @@ def test_a_step_equals_one_big_batch_in_float64(tmp_path, monkeypatch):
 
 
 def test_two_ranks_through_torchrun_every_sample_once_and_exact(tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(HERE / "integration_scripts" / "hf_ddp.py"), str(tmp_path)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    ranks = run_two_ranks("hf_ddp.py", tmp_path)
     per_epoch = ranks[0]["steps_per_epoch"]
     assert ranks[1]["steps_per_epoch"] == per_epoch and ranks[0]["global_step"] == 2 * per_epoch
     for epoch in range(2):

@@ -3,4 +3,6 @@ only when it is imported itself (`import dynbatch_ext` imports none of them).
 
     hf         the HF Trainer (transformers 5.x, accelerate, datasets): BudgetTrainer,
                dataset_lengths; pip install 'dynbatch_ext[hf]'
+    lightning  Lightning 2.x: BudgetDataModule, BudgetedSteps; pip install 'dynbatch_ext[lightning]'
+    steps      one optimizer step per DataLoader item, which both build on (no framework)
 """

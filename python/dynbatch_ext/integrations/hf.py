@@ -16,7 +16,7 @@ gradient of one batch of all its samples, on one rank or many:
 
 How it fits the Trainer:
 - The training DataLoader yields one optimizer step at a time (its micro-batches, each collated
-  by the data collator), and `gradient_accumulation_steps` stays 1: the Trainer's counting of
+  by the data collator; see steps.py), and `gradient_accumulation_steps` stays 1: the Trainer's counting of
   steps, its schedules, logging and checkpoints all see optimizer steps.
 - Under DDP (torchrun, accelerate launch) the sampler gives each rank its own micro-batches, the
   same number in every step; the DataLoader is not passed through `accelerator.prepare`, whose
@@ -48,6 +48,7 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
 
 from ..batching import BucketBatchSampler, micro_batch_weights
 from ..batching.checks import as_lengths
+from .steps import StepBatches, StepCollator, StepDataset
 
 LOSS_UNITS = ("samples", "tokens")
 
@@ -81,59 +82,6 @@ def dataset_lengths(dataset, columns: str | Sequence[str] = "length") -> np.ndar
     if any(c.ndim != 1 for c in columns_read):
         raise ValueError(f"length columns {names} must hold one integer per row")
     return as_lengths(columns_read[0] if len(names) == 1 else np.stack(columns_read, axis=1))
-
-
-class _StepBatches(torch.utils.data.Sampler):
-    """A BucketBatchSampler in step mode as a batch sampler whose batches are whole optimizer
-    steps: each yields (micro-batch number, sample index) pairs, which _StepCollator splits."""
-
-    def __init__(self, sampler: BucketBatchSampler):
-        self.sampler = sampler
-
-    def __len__(self) -> int:
-        return len(self.sampler.step_sizes())
-
-    def __iter__(self):
-        for step in self.sampler.steps():
-            yield [(k, int(i)) for k, micro_batch in enumerate(step) for i in micro_batch]
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-
-class _StepDataset(torch.utils.data.Dataset):
-    """Reads (micro-batch number, index) keys: the sample, tagged with its micro-batch."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key):
-        micro_batch, index = key
-        return micro_batch, self.dataset[index]
-
-    def __getitems__(self, keys):
-        indices = [index for _, index in keys]
-        if hasattr(self.dataset, "__getitems__"):  # datasets.Dataset: one read for the step
-            samples = self.dataset.__getitems__(indices)
-        else:
-            samples = [self.dataset[i] for i in indices]
-        return [(micro_batch, sample) for (micro_batch, _), sample in zip(keys, samples)]
-
-
-class _StepCollator:
-    """The step's samples, split back into micro-batches, each collated by `collate`."""
-
-    def __init__(self, collate):
-        self.collate = collate
-
-    def __call__(self, tagged):
-        groups: dict[int, list] = {}
-        for micro_batch, sample in tagged:
-            groups.setdefault(micro_batch, []).append(sample)
-        return [self.collate(groups[k]) for k in sorted(groups)]
 
 
 class BudgetTrainer(transformers.Trainer):
@@ -216,8 +164,8 @@ class BudgetTrainer(transformers.Trainer):
             collate = self._get_collator_with_removed_columns(collate, description="Training")
         workers = self.args.dataloader_num_workers
         return torch.utils.data.DataLoader(
-            _StepDataset(dataset), batch_sampler=_StepBatches(self.budget_sampler),
-            collate_fn=_StepCollator(collate), num_workers=workers,
+            StepDataset(dataset), batch_sampler=StepBatches(self.budget_sampler),
+            collate_fn=StepCollator(collate), num_workers=workers,
             pin_memory=self.args.dataloader_pin_memory,
             persistent_workers=self.args.dataloader_persistent_workers and workers > 0,
             prefetch_factor=self.args.dataloader_prefetch_factor if workers > 0 else None,

@@ -1,0 +1,70 @@
+"""dynbatch_ext.integrations.lightning: Lightning on budgeted steps, exact in float64, alone and on
+2 ranks, resumed bitwise from a mid-epoch checkpoint, and the errors a user meets."""
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+from two_ranks import run_two_ranks
+
+from lightning_cases import (  # noqa: E402  (skips the module where lightning is absent)
+    L, Classifier, big_batch_gradients, data_module, ragged_samples, trainer,
+)
+
+
+def test_a_step_equals_one_big_batch_and_every_sample_is_trained_once_per_epoch():
+    samples = ragged_samples()
+    model, data = Classifier(lr=0.0), data_module(samples)
+    trainer().fit(model, data)
+    per_epoch = len(model.steps) // 2
+    for epoch in range(2):
+        steps = model.steps[epoch * per_epoch:(epoch + 1) * per_epoch]
+        assert sorted(i for step in steps for mb in step for i in mb) == list(range(len(samples)))
+        data.sampler.set_epoch(epoch)  # the epoch's order is the sampler's for that epoch
+        assert steps == [[mb.tolist() for mb in step] for step in data.sampler.steps()]
+    assert model.steps[:per_epoch] != model.steps[per_epoch:]  # a new order each epoch
+    several = [s for s, step in enumerate(model.steps) if len(step) > 1]
+    assert several
+    for s in several[:3]:
+        expected = big_batch_gradients(samples, [i for mb in model.steps[s] for i in mb])
+        for name, want in expected.items():
+            torch.testing.assert_close(model.gradients[s][name], want, rtol=1e-10, atol=1e-12)
+
+
+def test_two_ranks_through_torchrun_every_sample_once_and_exact(tmp_path):
+    ranks = run_two_ranks("lightning_ddp.py", tmp_path)
+    assert ranks[0]["global_step"] == ranks[1]["global_step"] == len(ranks[0]["steps"]) == len(ranks[1]["steps"])
+    per_epoch = len(ranks[0]["steps"]) // 2
+    for epoch in range(2):
+        steps = [rank["steps"][epoch * per_epoch:(epoch + 1) * per_epoch] for rank in ranks]
+        assert [len(s) for s in steps[0]] == [len(s) for s in steps[1]]
+        assert sorted(i for rank in steps for step in rank for mb in step for i in mb) == list(range(150))
+    assert max(rank["worst_gradient_error"] for rank in ranks) < 1e-10
+
+
+def test_resume_from_a_mid_epoch_checkpoint_reaches_the_same_weights_bitwise(tmp_path):
+    samples = ragged_samples()
+    whole = Classifier()
+    trainer().fit(whole, data_module(samples))
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=7, save_top_k=-1)
+    parted = Classifier()
+    trainer(max_steps=7, enable_checkpointing=True, callbacks=[checkpoints]).fit(parted, data_module(samples))
+    saved = sorted(tmp_path.glob("*.ckpt"))
+    assert saved, "no checkpoint at step 7"
+    resumed = Classifier()
+    trainer().fit(resumed, data_module(samples), ckpt_path=str(saved[-1]))
+    assert parted.steps + resumed.steps == whole.steps  # exactly the steps not yet trained
+    for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    other = data_module(samples, budget=200)  # a checkpoint of another plan is refused
+    with pytest.raises(ValueError, match="resuming under other settings"):
+        trainer().fit(Classifier(), other, ckpt_path=str(saved[-1]))
+
+
+def test_lightnings_distributed_sampler_is_refused_under_ddp():
+    data = data_module(ragged_samples())
+    data.trainer = types.SimpleNamespace(world_size=2, global_rank=0, current_epoch=0,
+                                         _accelerator_connector=types.SimpleNamespace(use_distributed_sampler=True))  # fmt: skip
+    with pytest.raises(ValueError, match="use_distributed_sampler=False"):
+        data.train_dataloader()
