@@ -53,9 +53,7 @@ class Calibration:
 
     def predict_step(self, batch_size: int, lengths: Sequence[int] | int) -> float:
         """Predicted peak memory a step adds on one padded batch (what the probes measure)."""
-        return self.step_overhead_bytes + batch_size * _per_sample(
-            self.cost.coefficients, _as_shape(lengths)
-        )
+        return _predict_step(self.cost, self.step_overhead_bytes, batch_size, _as_shape(lengths))
 
     def predict(self, batch_size: int, lengths: Sequence[int] | int) -> float:
         """Predicted peak memory of a step, fixed memory included."""
@@ -95,13 +93,23 @@ def _per_sample(coefficients, shape) -> float:
     return float(np.dot(coefficients, _features(shape)))
 
 
+def _predict_step(cost: CostModel, overhead: float, batch_size: int, shape) -> float:
+    """Peak memory a step adds on one padded batch: the fit's intercept plus B per-sample costs."""
+    return overhead + batch_size * _per_sample(cost.coefficients, shape)
+
+
+def _quantile_shape(columns: np.ndarray, q: float) -> tuple[int, ...]:
+    """The padded shape at quantile q of each length column (at least 1 token per field)."""
+    return tuple(max(1, int(np.ceil(np.quantile(col, q)))) for col in columns.T)
+
+
 def probe_shapes(lengths: np.ndarray, batch_sizes=PROBE_BATCH_SIZES) -> list[tuple[int, tuple]]:
     """(batch size, padded shape) probes: each batch size at quantiles of the data's lengths
     (pairs: of each field), so that B and L vary independently and the fit can tell them apart."""
     columns = lengths.reshape(len(lengths), -1)
     shapes = []
     for q in LENGTH_QUANTILES:
-        shape = tuple(max(1, int(np.ceil(np.quantile(col, q)))) for col in columns.T)
+        shape = _quantile_shape(columns, q)
         if shape not in shapes:
             shapes.append(shape)
     if len(shapes) < 3:
@@ -176,7 +184,7 @@ def budget_shapes(lengths: np.ndarray, cost: CostModel, budget: float) -> list[t
     columns = lengths.reshape(len(lengths), -1)
     shapes = []
     for q in BUDGET_QUANTILES:
-        shape = tuple(max(1, int(np.ceil(np.quantile(col, q)))) for col in columns.T)
+        shape = _quantile_shape(columns, q)
         fitting = int(np.all(columns <= np.array(shape), axis=1).sum())
         batch = max(1, min(fitting, int(budget // _per_sample(cost.coefficients, shape))))
         if (batch, shape) not in shapes:
@@ -203,7 +211,7 @@ def calibrate(
     Probes at small batches first, then verifies the fit where the budget will really be used:
     at the largest, the median and the longest batches the budget allows on these lengths.
     Where the fit misses those by more than 2% of the limit, they join the probes and the fit
-    and budget are made again (up to three times), so that the margin stays a margin and is not
+    and budget are made again (up to twice), so that the margin stays a margin and is not
     spent on the fit's error.
 
     Args:
@@ -259,7 +267,7 @@ def calibrate(
         checks = []
         for batch_size, shape in budget_shapes(lengths, cost, budget):
             peak = _measure(step_fn, make_batch, batch_size, shape, device, verifying=True)
-            predicted = overhead + batch_size * _per_sample(cost.coefficients, shape)
+            predicted = _predict_step(cost, overhead, batch_size, shape)
             checks.append({"batch": batch_size, "lengths": list(shape), "measured": peak,
                            "predicted": predicted, "round": round_})  # fmt: skip
         verification += checks
@@ -269,7 +277,7 @@ def calibrate(
         measured += [(c["batch"], tuple(c["lengths"]), c["measured"]) for c in checks]
     probes = []
     for batch_size, shape, peak in measured:
-        predicted = overhead + batch_size * _per_sample(cost.coefficients, shape)
+        predicted = _predict_step(cost, overhead, batch_size, shape)
         probes.append({"batch": batch_size, "lengths": list(shape), "measured": peak,
                        "predicted": predicted})  # fmt: skip
     error = max(abs(p["predicted"] - p["measured"]) / max(p["measured"], 1.0) for p in probes)

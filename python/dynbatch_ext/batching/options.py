@@ -46,9 +46,9 @@ class PlanOptions:
             one round (one batch per replica) have similar cost. `drop_last=True` drops the
             remainder batches instead.
 
-    Types, names and the ranges that conversion needs are checked here, each once; the C++ core
-    checks its own preconditions (budget, padding_noise, batch_overhead) and raises ValueError
-    with the option's name.
+    Types, names and the ranges that conversion needs are checked here, each once; the ranges of
+    padding_noise and batch_overhead are the C++ core's own preconditions, checked there, with
+    a ValueError that names the option.
     """
 
     budget: float

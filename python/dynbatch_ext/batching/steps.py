@@ -98,6 +98,14 @@ def group_into_steps(plan: Plan, lengths: np.ndarray, steps: StepOptions, option
     )
 
 
+def default_micro_batch_cap(target: float | None, unit: str) -> int | None:
+    """The `max_batch_size` a micro-batch gets by default under steps of `target`: never more
+    samples than one step holds (None when steps are counted in tokens, or there are none)."""
+    if target is None or unit != "samples":
+        return None
+    return max(1, int(target))
+
+
 def plan_steps(lengths, budget: float, *, target: float, unit: str = "samples",
                max_micro_batches: int | None = None, epoch: int = 0, rank: int = 0,
                **options) -> StepPlan:  # fmt: skip

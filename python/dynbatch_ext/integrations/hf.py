@@ -48,6 +48,7 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
 
 from ..batching import BucketBatchSampler, micro_batch_weights
 from ..batching.checks import as_lengths
+from ..batching.steps import default_micro_batch_cap
 from .steps import StepBatches, StepCollator, StepDataset
 
 LOSS_UNITS = ("samples", "tokens")
@@ -131,8 +132,7 @@ class BudgetTrainer(transformers.Trainer):
                 f"collator's pad_to_multiple_of={collator_multiple}: the budget would not count "
                 "the padding the collator adds"
             )
-        if step_unit == "samples":
-            options.setdefault("max_batch_size", max(1, int(step_target)))
+        options.setdefault("max_batch_size", default_micro_batch_cap(step_target, step_unit))
         self._plan = dict(budget=budget, cost=cost, step_target=step_target, step_unit=step_unit,
                           max_micro_batches=max_micro_batches, **options)  # fmt: skip
         self._lengths = lengths

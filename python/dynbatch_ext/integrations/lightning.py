@@ -39,6 +39,7 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
 
 from ..batching import BucketBatchSampler, micro_batch_weights
 from ..batching.checks import as_lengths
+from ..batching.steps import default_micro_batch_cap
 from .steps import StepBatches, StepCollator, StepDataset
 
 
@@ -82,8 +83,7 @@ class BudgetDataModule(pl.LightningDataModule):
         self.lengths = as_lengths(lengths)
         if len(self.lengths) != len(train_dataset):
             raise ValueError(f"{len(self.lengths)} lengths for {len(train_dataset)} training samples")
-        if step_unit == "samples":
-            plan_options.setdefault("max_batch_size", max(1, int(step_target)))
+        plan_options.setdefault("max_batch_size", default_micro_batch_cap(step_target, step_unit))
         self.plan = dict(budget=budget, cost=cost, step_target=step_target, step_unit=step_unit,
                          max_micro_batches=max_micro_batches, seed=seed, **plan_options)  # fmt: skip
         self.collate_fn, self.num_workers, self.pin_memory = collate_fn, num_workers, pin_memory

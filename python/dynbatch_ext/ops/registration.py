@@ -67,8 +67,9 @@ def _below_autograd(op, keyset, args):
         return op.redispatch(keyset & torch._C._after_autograd_keyset, *args)
 
 
-def _tangents(args) -> list:
-    return [fwAD.unpack_dual(t).tangent if isinstance(t, Tensor) else None for t in args]
+def _has_tangents(args) -> bool:
+    """Whether any argument is a forward-mode dual tensor."""
+    return any(isinstance(t, Tensor) and fwAD.unpack_dual(t).tangent is not None for t in args)
 
 
 def _primals(args) -> list:
@@ -95,7 +96,7 @@ def _register_forward(name: str, reverse: type[torch.autograd.Function], formula
     def kernel(keyset, *args):
         if torch._C._are_functorch_transforms_active():  # torch.func: it differentiates formula
             return formula(*args)
-        if any(t is not None for t in _tangents(args)):
+        if _has_tangents(args):
             return _with_tangents(kernel(keyset, *_primals(args)), formula(*args))
         if torch.is_grad_enabled() and torch._C._any_requires_grad(*args):
             return reverse.apply(keyset, *args)
@@ -111,8 +112,7 @@ def _register_backward(name: str, formula) -> None:
 
     def kernel(keyset, *args):
         differentiated = torch.is_grad_enabled() and torch._C._any_requires_grad(*args)
-        if differentiated or torch._C._are_functorch_transforms_active() or any(
-                t is not None for t in _tangents(args)):  # fmt: skip
+        if differentiated or torch._C._are_functorch_transforms_active() or _has_tangents(args):
             return formula(*args)
         return _below_autograd(op, keyset, args)
 

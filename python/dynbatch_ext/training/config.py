@@ -5,6 +5,8 @@ import dataclasses
 import math
 import numbers
 
+from ..batching.steps import default_micro_batch_cap
+
 AUTOCAST_DTYPES = (None, "bfloat16", "float16")
 DEFAULT_STEP_TARGET = 32.0
 
@@ -100,9 +102,7 @@ class TrainConfig:
         """The most samples a micro-batch may hold: never more than one step's worth."""
         if self.max_batch_size is not None:
             return int(self.max_batch_size)
-        if self.step_target is not None and self.step_unit == "samples":
-            return max(1, int(self.step_target))
-        return None
+        return default_micro_batch_cap(self.step_target, self.step_unit)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
