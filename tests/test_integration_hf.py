@@ -104,6 +104,20 @@ def test_settings_that_would_break_the_steps_are_refused(tmp_path):
     assert agreed.budget_sampler.options.pad_multiple == 8
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"step_target": "20"}, "target must be a number, got '20'"),
+    ({"step_target": float("inf")}, "target must be a positive finite number, got inf"),
+    ({"budget": 0}, "budget must be a positive finite number"),
+    ({"cost": "cubic"}, "cost must be one of .* got .cubic."),
+    ({"plan_options": {"seed": 3}}, "seed comes from TrainingArguments.seed"),
+    ({"plan_options": {"num_replicas": 2}}, "num_replicas comes from TrainingArguments.world_size"),
+    ({"plan_options": {"batch_overhead": "high"}}, "batch_overhead must be a number"),
+])
+def test_bad_options_are_refused_when_the_trainer_is_made(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        trainer(tmp_path, **options)
+
+
 def test_the_package_imports_no_framework_and_the_module_says_what_to_install(tmp_path):
     check = ("import sys\nimport dynbatch_ext\n"
              "assert not {'transformers', 'datasets', 'accelerate', 'lightning'} & set(sys.modules), sys.modules.keys()\n"

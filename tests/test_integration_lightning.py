@@ -68,3 +68,17 @@ def test_lightnings_distributed_sampler_is_refused_under_ddp():
                                          _accelerator_connector=types.SimpleNamespace(use_distributed_sampler=True))  # fmt: skip
     with pytest.raises(ValueError, match="use_distributed_sampler=False"):
         data.train_dataloader()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"step_target": "20"}, "target must be a number, got '20'"),
+    ({"step_target": float("nan")}, "target must be a positive finite number, got nan"),
+    ({"step_target": 4, "step_unit": "rows"}, "unit must be one of"),
+    ({"max_micro_batches": 0}, "max_micro_batches must be at least 1"),
+    ({"budget": -1}, "budget must be a positive finite number"),
+    ({"oversize": "drop"}, "oversize must be"),
+    ({"num_replicas": 2}, "num_replicas comes from the Trainer's world_size"),
+])
+def test_bad_options_are_refused_when_the_data_module_is_made(options, message):
+    with pytest.raises(ValueError, match=message):
+        data_module(ragged_samples(), **options)

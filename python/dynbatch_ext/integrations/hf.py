@@ -48,10 +48,12 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
 
 from ..batching import BucketBatchSampler, micro_batch_weights
 from ..batching.checks import as_lengths
-from ..batching.steps import default_micro_batch_cap
-from .steps import StepBatches, StepCollator, StepDataset
+from .steps import StepBatches, StepCollator, StepDataset, step_sampler_arguments
 
 LOSS_UNITS = ("samples", "tokens")
+_SET_BY_TRAINING_ARGUMENTS = {"seed": "TrainingArguments.seed",
+                              "num_replicas": "TrainingArguments.world_size",
+                              "rank": "TrainingArguments.process_index"}  # fmt: skip
 
 
 def dataset_lengths(dataset, columns: str | Sequence[str] = "length") -> np.ndarray:
@@ -121,10 +123,6 @@ class BudgetTrainer(transformers.Trainer):
             raise ValueError(f"loss_unit must be one of {LOSS_UNITS}, got {loss_unit!r}")
         self.loss_unit = loss_unit
         options = dict(plan_options or {})
-        for name in ("seed", "num_replicas", "rank"):
-            if name in options:
-                raise ValueError(f"plan_options[{name!r}] comes from the TrainingArguments "
-                                 "(seed, world_size, process_index)")  # fmt: skip
         collator_multiple = getattr(self.data_collator, "pad_to_multiple_of", None) or 1
         if options.setdefault("pad_multiple", collator_multiple) != collator_multiple:
             raise ValueError(
@@ -132,9 +130,10 @@ class BudgetTrainer(transformers.Trainer):
                 f"collator's pad_to_multiple_of={collator_multiple}: the budget would not count "
                 "the padding the collator adds"
             )
-        options.setdefault("max_batch_size", default_micro_batch_cap(step_target, step_unit))
-        self._plan = dict(budget=budget, cost=cost, step_target=step_target, step_unit=step_unit,
-                          max_micro_batches=max_micro_batches, **options)  # fmt: skip
+        self._plan = step_sampler_arguments(
+            budget, step_target, step_unit, max_micro_batches, dict(cost=cost, **options),
+            set_by_framework=_SET_BY_TRAINING_ARGUMENTS,
+        )  # fmt: skip
         self._lengths = lengths
         self._length_columns = length_columns
         self.budget_sampler: BucketBatchSampler | None = None

@@ -39,8 +39,9 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
 
 from ..batching import BucketBatchSampler, micro_batch_weights
 from ..batching.checks import as_lengths
-from ..batching.steps import default_micro_batch_cap
-from .steps import StepBatches, StepCollator, StepDataset
+from .steps import StepBatches, StepCollator, StepDataset, step_sampler_arguments
+
+_SET_BY_TRAINER = {"num_replicas": "the Trainer's world_size", "rank": "the Trainer's global_rank"}
 
 
 class _StepLoader(torch.utils.data.DataLoader):
@@ -83,9 +84,10 @@ class BudgetDataModule(pl.LightningDataModule):
         self.lengths = as_lengths(lengths)
         if len(self.lengths) != len(train_dataset):
             raise ValueError(f"{len(self.lengths)} lengths for {len(train_dataset)} training samples")
-        plan_options.setdefault("max_batch_size", default_micro_batch_cap(step_target, step_unit))
-        self.plan = dict(budget=budget, cost=cost, step_target=step_target, step_unit=step_unit,
-                         max_micro_batches=max_micro_batches, seed=seed, **plan_options)  # fmt: skip
+        self.plan = step_sampler_arguments(
+            budget, step_target, step_unit, max_micro_batches,
+            dict(cost=cost, seed=seed, **plan_options), set_by_framework=_SET_BY_TRAINER,
+        )  # fmt: skip
         self.collate_fn, self.num_workers, self.pin_memory = collate_fn, num_workers, pin_memory
         self.sampler: BucketBatchSampler | None = None
 

@@ -15,6 +15,24 @@ from __future__ import annotations
 import torch
 
 from ..batching import BucketBatchSampler
+from ..batching.options import plan_options
+from ..batching.steps import StepOptions, default_micro_batch_cap
+
+
+def step_sampler_arguments(budget, step_target, step_unit: str, max_micro_batches, options: dict,
+                           set_by_framework: dict[str, str]) -> dict:  # fmt: skip
+    """BucketBatchSampler's keyword arguments in step mode, checked when the integration is made
+    rather than at its first epoch. Micro-batches hold at most one step's samples unless
+    `options["max_batch_size"]` says otherwise. `set_by_framework` names the options the
+    framework sets (option: where from), which `options` may not hold."""
+    for name, source in set_by_framework.items():
+        if name in options:
+            raise ValueError(f"the plan's {name} comes from {source}; leave it out of the options")
+    steps = StepOptions(step_target, step_unit, max_micro_batches)
+    options = {"max_batch_size": default_micro_batch_cap(steps.target, steps.unit), **options}
+    plan_options(budget, options)
+    return dict(budget=budget, step_target=step_target, step_unit=step_unit,
+                max_micro_batches=max_micro_batches, **options)  # fmt: skip
 
 
 class StepBatches(torch.utils.data.Sampler):
