@@ -6,6 +6,8 @@ same run, with the machine and versions recorded beside every figure.
     batch_quality       "batching": planning speed and batch quality against fixed batches
     op_speed            "ops": the fused ops against eager, compiled and SDPA PyTorch
     esim_training       "training": ESIM trained on budgeted steps against the common baseline
+    transformer_training  "transformer": the seed experiment, a small BERT on long-tailed
+                        reviews through the HF Trainer (reviews, seed_loader: its data and loader)
     calibrated_budgets  "calibration": peak memory per step at calibrated budgets
     environment, timing, targets: what every section records and how it times
     markdown            `python -m dynbatch_ext.bench.markdown RESULTS.json`: README tables

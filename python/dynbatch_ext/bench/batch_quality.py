@@ -185,9 +185,7 @@ def plot(cases: list[dict], per_batch: list[dict], path: Path) -> None:
         if row == 0:
             left.legend(loc="lower right", fontsize=8)
             right.legend(loc="lower right", fontsize=8, markerscale=4)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    figures.save(figure, path)
 
 
 def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress=None,

@@ -139,6 +139,4 @@ def _plot(cases: list[dict], path: Path) -> None:
                title=f"{case['case']} (limit {case['memory_limit'] / 2**20:.0f} MiB)")  # fmt: skip
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figures.save(fig, path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,11 @@ from tqdm import tqdm
 from .. import corpora, with_cuda
 from ..batching import plan_batches
 from ..training.text import check_labels
-from . import batch_quality, calibrated_budgets, environment, esim_training, figures, op_speed
+from . import (batch_quality, calibrated_budgets, environment, esim_training, figures, op_speed,
+               transformer_training)
 from .tables import TABLES
 
-SECTIONS = ("batching", "ops", "training", "calibration")
+SECTIONS = ("batching", "ops", "training", "transformer", "calibration")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +76,8 @@ def _check_device(name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     figures.pyplot()  # fails now, not after minutes of measuring, without matplotlib
+    if "transformer" in args.sections:
+        transformer_training.check_available()  # the hf extra, likewise
     data_dir = args.data_dir if args.data_dir is not None else corpora.default_data_dir()
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise ValueError(f"--data-dir {args.data_dir}: no such folder")
@@ -108,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         "training": lambda progress: esim_training.run(
             mode=args.mode, data_dir=data_dir, out_dir=out, device=device.split(":")[0],
             progress=progress, extra_pairs=extra_pairs),
+        "transformer": lambda progress: transformer_training.run(
+            mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress),
         "calibration": lambda progress: calibrated_budgets.run(
             mode=args.mode, out_dir=out, device=device, progress=progress),
     }  # fmt: skip
@@ -119,9 +125,12 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(unit="step", leave=False) as progress:
         for name in sections:
             progress.set_description(name)
+            started = time.perf_counter()
+            section = measure[name](progress)
+            section["seconds"] = time.perf_counter() - started  # the section's own run time
             # Each section is saved and shown when done: a later one that fails loses nothing.
-            save(**{name: measure[name](progress)})
-            progress.write(TABLES[name](results[name]))
+            save(**{name: section})
+            progress.write(TABLES[name](section).rstrip("\n") + f"\n({name}: {section['seconds']:.0f} s)\n")
     plots = [p for name in sections for p in results[name]["plots"]]
     print(f"results.json and plots ({', '.join(plots)}) are in {out.resolve()}/")
     return 0

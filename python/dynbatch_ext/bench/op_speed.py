@@ -186,9 +186,7 @@ def plot(results: list[dict], path: Path, title: str) -> None:
                   width, label=name)  # fmt: skip
     right.set_xticks(np.arange(len(batches)) + 0.4 - width / 2, [str(b) for b in batches])
     right.set(xlabel="batch size (pairs)", ylabel="peak tensor memory (MiB)", title="peak memory per step")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    figures.save(figure, path)
 
 
 # Batch sizes, width and repeats per mode; on the GPU, B = 512 is where its targets are set.

@@ -107,6 +107,28 @@ def calibration_table(section: dict) -> str:
     return "\n".join(lines)
 
 
+def transformer_table(section: dict) -> str:
+    model = section["model"]
+    lines = [
+        f"Transformer training (the seed experiment): {section['data']}, "
+        f"{section['train_reviews']:,} training / {section['held_out_reviews']:,} held-out reviews, "
+        f"BERT {model['layers']} layers x {model['hidden']}, cut at {model['max_tokens']} tokens, "
+        f"{section['epochs']} epoch(s), budget {section['budget']:,} (B*L**2)",
+        f"  {'way of training':<42}{'samples/s':>10}{'accuracy':>10}{'steps':>7}"
+        f"{'samples/step min-med-max':>26}{'over budget':>13}{'peak MiB max/med/min':>23}",
+    ]
+    for name, r in section["runs"].items():
+        per, peak = r["samples_per_step"], r["peak_memory_bytes"]
+        spread = f"{per['min']}-{per['median']:.0f}-{per['max']}"
+        peaks = "/".join(f"{peak[k] / 2**20:.0f}" for k in ("max", "median", "min"))
+        over = f"{r['over_budget']}/{r['micro_batches']}"
+        lines.append(f"  {name:<42}{r['samples_per_second']:>10.0f}{r['accuracy']:>10.3f}"
+                     f"{r['steps']:>7}{spread:>26}{over:>13}{peaks:>23}")  # fmt: skip
+    lines += [target_line(name, t, 2) for name, t in section["targets"].items()]
+    lines += [f"note: {n}" for n in section["notes"]]
+    return "\n".join(lines) + "\n"
+
+
 # The table of each section of `bench --sections`.
 TABLES = {"batching": batching_table, "ops": ops_table, "training": training_table,
-          "calibration": calibration_table}  # fmt: skip
+          "transformer": transformer_table, "calibration": calibration_table}  # fmt: skip

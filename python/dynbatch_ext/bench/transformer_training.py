@@ -1,0 +1,311 @@
+"""Transformer training: the experiment this project grew from, reproduced and beaten.
+
+A small BERT classifier (HF `BertForSequenceClassification`, random configuration, eager
+attention) learns the sentiment of ChnSentiCorp hotel reviews, one token per character (a
+long-tailed synthetic stand-in where the file is absent), through the HF Trainer, three ways
+from the same initial weights and the same held-out 20%:
+  (a) fixed 20, random        the seed's baseline: batches of 20 in random order, each padded
+                              to its longest review
+  (b) the seed's loader       its dynamic batches (seed_loader.py: reconstructed, bug included),
+                              a batch per optimizer step, at the budget of (c)
+  (c) dynbatch_ext            BudgetTrainer: micro-batches within the budget under the quadratic
+                              cost, grouped into optimizer steps of about 20 reviews, exact loss
+                              weights
+Measured: training samples/s (training steps only), accuracy on the held-out reviews, samples
+per step, micro-batches over the budget, the loss per step, and peak memory per step.
+
+Peak memory is measured as calibrate measures it: the step's peak tensor memory from the
+profiler's allocation records, plus the fixed memory (weights, gradients, optimizer state). The
+profiler slows a step, so it is not run while timing: afterwards, each run's steps at the
+smallest, median and largest cost (`B * L**2` of its costliest micro-batch) and at the fewest and
+most tokens (`B * L`: the linear part of memory) are replayed on a copy of the initial model with
+batches of their shapes. Max and min are taken over those, the median is the median-cost step's.
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..batching import plan_batches
+from ..batching.memory import live_bytes_after, peak_bytes
+from ..plotting import MissingExtra
+from ..training.metrics import smooth
+from . import figures, reviews
+from .seed_loader import seed_dynamic_batches
+from .targets import target
+
+FIXED, SEED, OURS = RUNS = ("(a) fixed 20, random", "(b) the seed's dynamic loader",
+                            "(c) dynbatch_ext: budgeted, steps of ~20")  # fmt: skip
+SEED_BATCH = 20  # the seed's fixed batch, and (c)'s step target
+# Reviews (None: all), model size and epochs of each mode. Reviews are cut at max_tokens.
+SIZES = {
+    "tiny": dict(reviews=160, hidden=16, layers=1, heads=2, max_tokens=128, epochs=1),
+    "quick": dict(reviews=1000, hidden=128, layers=2, heads=2, max_tokens=512, epochs=1),
+    "full": dict(reviews=None, hidden=128, layers=2, heads=2, max_tokens=512, epochs=1),
+}
+LEARNING_RATE = 5e-4
+SPEEDUP_TARGET = 4.0  # (c) over (a), samples/s
+ACCURACY_TOLERANCE = 0.01  # (c) no more than one point below (a)
+MEMORY_SPREAD_TARGET = 1.3  # (c)'s peak memory per step, max / min
+
+
+def budget_for(max_tokens: int) -> int:
+    """16 reviews of half the longest length, under B * L**2 (the bench's single-text budget)."""
+    return 16 * (max_tokens // 2) ** 2
+
+
+def _imports():
+    try:
+        import datasets  # noqa: F401
+        import transformers
+    except ImportError as error:
+        raise MissingExtra(f"bench's transformer section needs transformers and datasets ({error}): "
+                           "pip install 'dynbatch_ext[hf]', or leave the section out (--sections "
+                           "batching ops training calibration)") from None  # fmt: skip
+    return transformers
+
+
+def check_available() -> None:
+    """Fails now, not after the sections before it, where the hf extra is missing."""
+    _imports()
+
+
+class _StepLog:
+    """Each optimizer step's samples, micro-batch shapes (B, padded L), mean loss and end time."""
+
+    def __init__(self):
+        self.start = None
+        self.samples, self.shapes, self.losses, self.seconds = [], [], [], []
+
+    def record(self, micro_batches: list[dict], loss: float) -> None:
+        self.shapes.append([tuple(mb["input_ids"].shape) for mb in micro_batches])
+        self.samples.append(sum(len(mb["labels"]) for mb in micro_batches))
+        self.losses.append(loss)
+
+
+def _trainer_classes(transformers):
+    from ..integrations.hf import BudgetTrainer
+
+    class Logged:
+        """Records each step in `step_log` (the loss training_step returns: the step's mean)."""
+
+        step_log: _StepLog
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            self.step_log.record(inputs if isinstance(inputs, list) else [inputs], float(loss))
+            return loss
+
+    class SeedLoaderTrainer(transformers.Trainer):
+        """The Trainer on the seed's batches, a batch per optimizer step."""
+
+        def __init__(self, *args, text_lengths, budget, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.batches = _SeedBatches(text_lengths, budget, self.args.seed)
+
+        def get_train_dataloader(self):
+            dataset = self._remove_unused_columns(self.train_dataset, description="Training")
+            return torch.utils.data.DataLoader(dataset, batch_sampler=self.batches,
+                                               collate_fn=self.data_collator)  # fmt: skip
+
+    return {FIXED: type("Fixed", (Logged, transformers.Trainer), {}),
+            SEED: type("Seed", (Logged, SeedLoaderTrainer), {}),
+            OURS: type("Ours", (Logged, BudgetTrainer), {})}  # fmt: skip
+
+
+class _SeedBatches(torch.utils.data.Sampler):
+    def __init__(self, text_lengths, budget: int, seed: int):
+        self.text_lengths, self.budget, self.seed = text_lengths, budget, seed
+        self.batches = seed_dynamic_batches(text_lengths, budget, seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batches = seed_dynamic_batches(self.text_lengths, self.budget, self.seed + epoch)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for batch in self.batches:
+            yield batch.tolist()
+
+
+def _step_timer(transformers, log: _StepLog, progress):
+    class StepTimer(transformers.TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            progress.total = (progress.total or 0) + state.max_steps
+            progress.refresh()
+            log.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            log.seconds.append(time.perf_counter() - log.start)
+            progress.update()
+
+    return StepTimer()
+
+
+def _accuracy(model, dataset, collate, budget: int) -> float:
+    """Accuracy on `dataset`, in batches within the budget (evaluation needs no fixed batch)."""
+    model.eval()
+    lengths = np.asarray(dataset["length"])
+    rows = dataset.remove_columns("length")
+    correct = 0
+    with torch.no_grad():
+        for batch in plan_batches(lengths, budget, cost="quadratic", shuffle=False):
+            inputs = collate([rows[int(i)] for i in batch])
+            labels = inputs.pop("labels")
+            correct += int((model(**inputs).logits.argmax(-1) == labels).sum())
+    return correct / len(dataset)
+
+
+def _memory_meter(initial_model, vocab_size: int):
+    """measure(micro-batch shapes) -> peak bytes of one optimizer step on batches of those
+    shapes, fixed memory included, on a copy of `initial_model` (as calibrate measures)."""
+    model = copy.deepcopy(initial_model).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+    generator = torch.Generator().manual_seed(0)
+
+    def step(shapes):
+        for batch, length in shapes:
+            ids = torch.randint(len(reviews.SPECIAL_TOKENS), vocab_size, (batch, length), generator=generator)
+            model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                  labels=torch.randint(0, 2, (batch,), generator=generator)).loss.backward()  # fmt: skip
+        optimizer.step()
+        optimizer.zero_grad()
+
+    owned = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    fixed = owned + live_bytes_after(lambda: step([(2, 8)]))  # gradients, optimizer state
+    return lambda shapes: fixed + peak_bytes(lambda: step(shapes), torch.device("cpu"))
+
+
+def _peak_memory(log: _StepLog, measure) -> dict:
+    costs = np.array([max(b * length**2 for b, length in step) for step in log.shapes])
+    tokens = np.array([max(b * length for b, length in step) for step in log.shapes])
+    by_cost = np.argsort(costs, kind="stable")
+    picked = {"min": int(by_cost[0]), "median": int(by_cost[(len(by_cost) - 1) // 2]),
+              "max": int(by_cost[-1]), "fewest tokens": int(np.argmin(tokens)),
+              "most tokens": int(np.argmax(tokens))}  # fmt: skip
+    peaks = {name: float(measure(log.shapes[k])) for name, k in picked.items()}
+    return {"max": max(peaks.values()), "median": peaks["median"], "min": min(peaks.values()),
+            "measured_steps": {name: {"step": picked[name], "shapes": log.shapes[picked[name]],
+                                      "peak_bytes": peaks[name]} for name in picked}}  # fmt: skip
+
+
+def _summary(log: _StepLog, accuracy: float, budget: int, peak: dict) -> dict:
+    shapes = [s for step in log.shapes for s in step]
+    sizes = np.array(log.samples)
+    return {
+        "samples_per_second": float(sizes.sum() / log.seconds[-1]),
+        "accuracy": accuracy,
+        "steps": len(sizes),
+        "micro_batches": len(shapes),
+        "samples_per_step": {"min": int(sizes.min()), "median": float(np.median(sizes)),
+                             "max": int(sizes.max())},  # fmt: skip
+        "over_budget": sum(b * length**2 > budget for b, length in shapes),
+        "cost_max_over_budget": max(b * length**2 for b, length in shapes) / budget,
+        "peak_memory_bytes": peak,
+        "loss_per_step": log.losses,
+        "samples_per_step_all": sizes.astype(int).tolist(),
+        "seconds_at_step_end": log.seconds,
+    }
+
+
+def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress, seed: int = 0) -> dict:
+    transformers = _imports()
+    size = SIZES[mode]
+    max_tokens, budget = size["max_tokens"], budget_for(size["max_tokens"])
+    data = reviews.load_reviews(data_dir, size["reviews"], seed)
+    order = np.random.default_rng(seed).permutation(len(data.texts))
+    held_out, training = np.sort(order[: len(order) // 5]), np.sort(order[len(order) // 5 :])
+    train_texts = [data.texts[k] for k in training]
+    tokenizer = reviews.character_tokenizer(train_texts, max_tokens)
+    train_set = reviews.tokenized(tokenizer, train_texts, data.labels[training], max_tokens)
+    valid_set = reviews.tokenized(tokenizer, [data.texts[k] for k in held_out],
+                                  data.labels[held_out], max_tokens)  # fmt: skip
+    collate = transformers.DataCollatorWithPadding(tokenizer)
+    initial = reviews.small_bert(tokenizer.vocab_size, size["hidden"], size["layers"],
+                                 size["heads"], max_tokens, seed)  # fmt: skip
+    # The seed's loader counts a review's tokens without [CLS] and [SEP]; it cannot take the
+    # empty review (a division by zero), so (b) alone trains without it.
+    text_lengths = np.asarray(train_set["length"]) - 2
+    seed_rows = np.flatnonzero(text_lengths > 0)
+    classes = _trainer_classes(transformers)
+    settings = {
+        FIXED: dict(train_dataset=train_set),
+        SEED: dict(train_dataset=train_set.select(seed_rows), text_lengths=text_lengths[seed_rows],
+                   budget=budget),
+        OURS: dict(train_dataset=train_set, budget=budget, cost="quadratic", step_target=SEED_BATCH),
+    }  # fmt: skip
+    progress.reset(total=0)
+    logs, runs = {}, {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in RUNS:
+            progress.set_description(f"transformer: {name}")
+            log = logs[name] = _StepLog()
+            args = transformers.TrainingArguments(
+                output_dir=scratch, num_train_epochs=size["epochs"], learning_rate=LEARNING_RATE,
+                per_device_train_batch_size=SEED_BATCH, save_strategy="no", eval_strategy="no",
+                logging_strategy="no", report_to=[], use_cpu=True, seed=seed, disable_tqdm=True,
+                dataloader_num_workers=0,
+            )  # fmt: skip
+            trainer = classes[name](model=copy.deepcopy(initial), args=args, data_collator=collate,
+                                    callbacks=[_step_timer(transformers, log, progress)],
+                                    **settings[name])  # fmt: skip
+            trainer.remove_callback(transformers.PrinterCallback)  # its end-of-training line
+            trainer.step_log = log
+            trainer.train()
+            runs[name] = _accuracy(trainer.model, valid_set, collate, budget)
+    progress.set_description("transformer: peak memory per step")
+    measure = _memory_meter(initial, tokenizer.vocab_size)
+    summaries = {name: _summary(logs[name], runs[name], budget, _peak_memory(logs[name], measure))
+                 for name in RUNS}  # fmt: skip
+    ours, fixed = summaries[OURS], summaries[FIXED]
+    spread = ours["peak_memory_bytes"]["max"] / ours["peak_memory_bytes"]["min"]
+    targets = {
+        "samples/s (c)/(a)": target(ours["samples_per_second"] / fixed["samples_per_second"],
+                                    ">=", SPEEDUP_TARGET),  # fmt: skip
+        "accuracy (c)-(a)": target(ours["accuracy"] - fixed["accuracy"], ">=", -ACCURACY_TOLERANCE),
+        "peak memory per step max/min (c)": target(spread, "<=", MEMORY_SPREAD_TARGET),
+    }
+    lengths = np.asarray(train_set["length"])
+    plot = _plot(summaries, data.source, out_dir / "transformer.png")
+    return {
+        "data": data.source, "train_reviews": len(training), "held_out_reviews": len(held_out),
+        "seed_loader_reviews": len(seed_rows), "vocab_size": tokenizer.vocab_size,
+        "model": {k: size[k] for k in ("hidden", "layers", "heads", "max_tokens")},
+        "epochs": size["epochs"], "budget": budget, "learning_rate": LEARNING_RATE,
+        "train_lengths": {"median": float(np.median(lengths)), "max": int(lengths.max()),
+                          "cut": int((lengths >= max_tokens).sum())},
+        "runs": summaries, "targets": targets, "plots": [plot.name],
+        "notes": [f"(b) trains without the {len(training) - len(seed_rows)} empty review(s): "
+                  "the seed's loader divides by zero on them",
+                  "throughput counts training steps only; every run starts from the same "
+                  "weights and sees the same reviews (bar (b)'s empty one)"],
+    }  # fmt: skip
+
+
+def _plot(summaries: dict, source: str, path: Path) -> Path:
+    plt = figures.pyplot()
+
+    colours = dict(zip(RUNS, ("tab:gray", "tab:red", "tab:blue")))
+    fig, (by_samples, by_seconds) = plt.subplots(1, 2, figsize=(14, 4.5))
+    for name, run in summaries.items():
+        losses = run["loss_per_step"]
+        trend = smooth(losses, 20)
+        label = f"{name}: {run['samples_per_second']:.0f} samples/s, accuracy {run['accuracy']:.3f}"
+        for ax, x in ((by_samples, np.cumsum(run["samples_per_step_all"])),
+                      (by_seconds, run["seconds_at_step_end"])):  # fmt: skip
+            ax.plot(x, losses, color=colours[name], alpha=0.15, linewidth=0.7)
+            ax.plot(x, trend, color=colours[name], label=label)
+    by_samples.set(xlabel="training reviews seen", ylabel="training loss per step",
+                   title=f"{source}: loss against reviews seen (EMA 20; raw faint)")  # fmt: skip
+    by_seconds.set(xlabel="seconds of training", ylabel="training loss per step",
+                   title="loss against wall-clock time")  # fmt: skip
+    for ax in (by_samples, by_seconds):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return figures.save(fig, path)
