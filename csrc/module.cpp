@@ -13,6 +13,7 @@
 #include "core/batch_stats.hpp"
 #include "core/lengths.hpp"
 #include "core/step_plan.hpp"
+#include "core/stream_batcher.hpp"
 
 namespace py = pybind11;
 using namespace dynbatch;
@@ -132,6 +133,73 @@ py::dict group_steps(const py::array_t<double, py::array::c_style>& weights,
   return out;
 }
 
+// The streaming batcher for dynbatch_ext.batching.stream, which checks the options first.
+class PyStreamBatcher {
+ public:
+  PyStreamBatcher(int num_fields, const py::handle& options, uint64_t epoch, int64_t buffer_size,
+                  double keep_below)
+      : batcher_(num_fields, StreamOptions{to_plan_options(options, epoch), buffer_size, keep_below}),
+        num_fields_(num_fields) {}
+
+  void push(const Int64Array& ids, const Int64Array& lengths) {
+    const int64_t count = ids.ndim() == 1 ? ids.shape(0) : -1;
+    const bool shaped = num_fields_ == 1 ? lengths.ndim() == 1 && lengths.shape(0) == count
+                                         : lengths.ndim() == 2 && lengths.shape(0) == count &&
+                                               lengths.shape(1) == 2;
+    if (!shaped)
+      throw std::invalid_argument(num_fields_ == 1
+                                      ? "ids must be (n,) and lengths (n,) for single texts"
+                                      : "ids must be (n,) and lengths (n, 2) for pairs");
+    py::gil_scoped_release release;
+    batcher_.push(ids.data(), lengths.data(), count);
+  }
+
+  void finish() {
+    py::gil_scoped_release release;
+    batcher_.finish();
+  }
+
+  py::dict take() {
+    StreamBatches batches = batcher_.take();
+    py::dict out;
+    out["ids"] = to_numpy(std::move(batches.ids));
+    out["offsets"] = to_numpy(std::move(batches.offsets));
+    out["costs"] = to_numpy(std::move(batches.costs));
+    out["skipped"] = to_numpy(std::move(batches.skipped));
+    return out;
+  }
+
+  int64_t buffered() const { return batcher_.buffered(); }
+
+  py::dict state() const {
+    const StreamState& state = batcher_.state();
+    py::dict out;
+    out["ids"] = to_numpy(std::vector<int64_t>(state.ids));
+    out["lengths"] = to_numpy(std::vector<int64_t>(state.lengths));
+    out["waited"] = to_numpy(std::vector<uint8_t>(state.waited));
+    out["fills"] = state.fills;
+    return out;
+  }
+
+  void restore(const py::dict& saved) {
+    auto vector_of = [&](const char* key, auto type) {
+      using T = decltype(type);
+      const auto values = py::array_t<T, py::array::c_style | py::array::forcecast>(saved[key]);
+      return std::vector<T>(values.data(), values.data() + values.size());
+    };
+    StreamState state;
+    state.ids = vector_of("ids", int64_t{});
+    state.lengths = vector_of("lengths", int64_t{});
+    state.waited = vector_of("waited", uint8_t{});
+    state.fills = saved["fills"].cast<uint64_t>();
+    batcher_.restore(std::move(state));
+  }
+
+ private:
+  StreamBatcher batcher_;
+  int num_fields_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -148,6 +216,16 @@ PYBIND11_MODULE(_C, m) {
   m.def("plan_steps", &group_steps, py::arg("weights"), py::arg("steps"), py::arg("plan"),
         py::arg("epoch"),
         "Groups micro-batches into steps of about equal weight; see dynbatch_ext.plan_steps.");
+  py::class_<PyStreamBatcher>(m, "StreamBatcher",
+                              "Budgeted batches from a stream; see dynbatch_ext.batching.stream.")
+      .def(py::init<int, const py::handle&, uint64_t, int64_t, double>(), py::arg("num_fields"),
+           py::arg("options"), py::arg("epoch"), py::arg("buffer_size"), py::arg("keep_below"))
+      .def("push", &PyStreamBatcher::push, py::arg("ids"), py::arg("lengths"))
+      .def("finish", &PyStreamBatcher::finish)
+      .def("take", &PyStreamBatcher::take)
+      .def_property_readonly("buffered", &PyStreamBatcher::buffered)
+      .def("state", &PyStreamBatcher::state)
+      .def("restore", &PyStreamBatcher::restore, py::arg("state"));
   m.def("with_cuda", []() { return DYNBATCH_WITH_CUDA != 0; },
         "Whether this build holds the CUDA kernels.");
   m.attr("__version__") = DYNBATCH_VERSION;

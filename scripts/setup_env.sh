@@ -24,4 +24,7 @@ pip_install() {
 pip_install "$TORCH_SPEC" "scikit-build-core>=0.10" "pybind11>=2.12" ninja
 # No build isolation: compile against the torch just installed (see pyproject.toml).
 pip_install --no-build-isolation ".[test,plot,hf,lightning]"
+# torchdata's StatefulDataLoader, which the stream tests resume under; --no-deps: it pins an
+# older torch.
+pip_install --no-deps "torchdata==0.11.0"
 python -c "import dynbatch_ext, torch; print(f'dynbatch_ext {dynbatch_ext.__version__} built (torch {torch.__version__}, CUDA kernels: {dynbatch_ext.with_cuda()})')"

@@ -1,7 +1,8 @@
 """dynbatch_ext: budgeted length bucketing, constant effective batches and fused ESIM ops.
 
 The library:
-    batching   plan_batches, BucketBatchSampler, plan_steps, micro_batch_weights, calibrate, ...
+    batching   plan_batches, BucketBatchSampler, plan_steps, micro_batch_weights, calibrate,
+               bucket_stream, BucketingIterableDataset, ...
     ops        the fused ESIM ops (soft_align, masked_pool) and their pure PyTorch references
     nn         modules on the ops: SoftAlignment, MaskedPooling, EnhancedProjection, ESIM
 The applications (python -m dynbatch_ext): training (train-esim), bench, corpora (their data).
@@ -14,8 +15,9 @@ import torch  # noqa: F401  (must precede _C)
 from . import _C
 from . import batching, nn, ops  # noqa: F401  (ops registers autograd and fake kernels)
 from .batching import (
-    PRESETS, BucketBatchSampler, Calibration, CostModel, PaddingStats, PlanOptions, StepPlan,
-    calibrate, micro_batch_weights, padding_stats, plan_batches, plan_steps,
+    PRESETS, BucketBatchSampler, BucketingIterableDataset, Calibration, CostModel, PaddingStats,
+    PlanOptions, StepPlan, StreamBucketer, bucket_stream, calibrate, micro_batch_weights,
+    padding_stats, plan_batches, plan_steps, stream_batches,
 )  # fmt: skip
 from .ops import reference  # noqa: F401  (dynbatch_ext.reference, as the README imports it)
 
@@ -29,17 +31,21 @@ def with_cuda() -> bool:
 
 __all__ = [
     "BucketBatchSampler",
+    "BucketingIterableDataset",
     "Calibration",
     "CostModel",
     "PRESETS",
     "PaddingStats",
     "PlanOptions",
     "StepPlan",
+    "StreamBucketer",
     "__version__",
+    "bucket_stream",
     "calibrate",
     "micro_batch_weights",
     "padding_stats",
     "plan_batches",
     "plan_steps",
+    "stream_batches",
     "with_cuda",
 ]

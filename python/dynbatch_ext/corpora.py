@@ -10,6 +10,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -86,13 +87,13 @@ def is_pairs_tsv(path) -> bool:
     return header.split("\t")[:3] == PAIRS_HEADER
 
 
-def read_pairs_tsv(path) -> PairData:
-    """Reads an SNLI-format TSV: a header `premise<TAB>hypothesis<TAB>label`, then one pair a
-    line with a non-negative integer label. Bad lines are ValueErrors naming file and line."""
+def iter_pairs_tsv(path) -> Iterator[tuple[str, str, int]]:
+    """(premise, hypothesis, label) of each line of an SNLI-format TSV, read line by line: a
+    header `premise<TAB>hypothesis<TAB>label`, then one pair a line with a non-negative integer
+    label. Bad lines are ValueErrors naming file and line."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    data = PairData([], [], [])
     lines = _lines(path)
     number, header = next(lines, (1, ""))
     if header.split("\t")[:3] != PAIRS_HEADER:
@@ -105,21 +106,28 @@ def read_pairs_tsv(path) -> PairData:
         if not LABEL.fullmatch(fields[2]):
             raise ValueError(f"{path}:{number}: label {_shown(fields[2])} is not a non-negative "
                              "integer")  # fmt: skip
-        data.premises.append(fields[0])
-        data.hypotheses.append(fields[1])
-        data.labels.append(int(fields[2]))
+        yield fields[0], fields[1], int(fields[2])
+
+
+def read_pairs_tsv(path) -> PairData:
+    """An SNLI-format TSV (see iter_pairs_tsv), whole."""
+    data = PairData([], [], [])
+    for premise, hypothesis, label in iter_pairs_tsv(path):
+        data.premises.append(premise)
+        data.hypotheses.append(hypothesis)
+        data.labels.append(label)
     if not len(data):
         raise ValueError(f"{path}: holds no pairs")
     return data
 
 
-def read_texts(path, column: int = -1) -> list[str]:
-    """Reads one text column of a header-less CSV (or TSV, by extension), e.g. `label,review`."""
+def iter_texts(path, column: int = -1) -> Iterator[str]:
+    """One text column of a header-less CSV (or TSV, by extension), e.g. `label,review`, read
+    row by row (a quoted field may span lines)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    texts = []
     reader = csv.reader((line for _, line in _lines(path, keep_ends=True)), delimiter=delimiter)
     try:
         for row in reader:
@@ -127,10 +135,15 @@ def read_texts(path, column: int = -1) -> list[str]:
                 continue
             if not -len(row) <= column < len(row):
                 raise ValueError(f"{path}:{reader.line_num}: no column {column} in a row of {len(row)}")
-            texts.append(row[column])
+            yield row[column]
     except csv.Error as error:  # a field past csv's limit, a stray quote at the end
         raise ValueError(f"{path}:{reader.line_num}: {error} (at most {MAX_FIELD_CHARS:,} "
                          "characters a field)") from None  # fmt: skip
+
+
+def read_texts(path, column: int = -1) -> list[str]:
+    """One text column of a header-less CSV or TSV (see iter_texts), whole."""
+    texts = list(iter_texts(path, column))
     if not texts:
         raise ValueError(f"{path}: holds no rows")
     return texts

@@ -3,6 +3,9 @@
 // must either be refused with std::invalid_argument or cover every sample exactly once (kept,
 // skipped or dropped), keep every multi-sample batch within budget and give the replicas equal
 // counts; and describe_batches must refuse indices outside the data instead of reading them.
+// The streaming batcher gets the same inputs in random chunks and buffer sizes, with a state saved
+// and restored into a new batcher midway: every sample in exactly one batch (or skipped), every
+// multi-sample batch within budget and max size, never more than the buffer held.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +15,7 @@
 #include "core/batch_plan.hpp"
 #include "core/batch_stats.hpp"
 #include "core/random.hpp"
+#include "core/stream_batcher.hpp"
 
 using namespace dynbatch;
 
@@ -49,6 +53,66 @@ void check_plan(int iteration, const LengthsView& lengths, const PlanOptions& op
     if (stats.sizes[b] > 1 && stats.costs[b] > options.budget) fail(iteration, "over budget");
     if (options.max_batch_size > 0 && stats.sizes[b] > options.max_batch_size)
       fail(iteration, "over max_batch_size");
+  }
+}
+
+void check_stream(int iteration, const LengthsView& lengths, PlanOptions options,
+                  SplitMix64& rng) {
+  options.num_replicas = 1;
+  options.drop_last = false;
+  const StreamOptions settings{options, pick<int64_t>(rng, {1, 2, 7, 64, 100000}),
+                               pick<double>(rng, {0.0, 0.5, 1.0})};
+  const int fields = lengths.num_fields;
+  std::vector<int64_t> ids(lengths.num_samples);
+  for (int64_t i = 0; i < lengths.num_samples; ++i) ids[i] = 1000 + i;  // ids need not be positions
+  StreamBatcher batcher(fields, settings);
+  StreamBatches out;
+  auto collect = [&](StreamBatcher& from) {
+    StreamBatches taken = from.take();
+    for (size_t b = 0; b + 1 < taken.offsets.size(); ++b) {
+      out.costs.push_back(taken.costs[b]);
+      out.ids.insert(out.ids.end(), taken.ids.begin() + taken.offsets[b],
+                     taken.ids.begin() + taken.offsets[b + 1]);
+      out.offsets.push_back(static_cast<int64_t>(out.ids.size()));
+    }
+    out.skipped.insert(out.skipped.end(), taken.skipped.begin(), taken.skipped.end());
+  };
+  const int64_t restore_at = lengths.num_samples / 2;
+  bool restored = false;
+  for (int64_t start = 0; start < lengths.num_samples;) {
+    const int64_t count = std::min<int64_t>(lengths.num_samples - start, 1 + rng.below(40));
+    batcher.push(ids.data() + start, lengths.data + start * fields, count);
+    start += count;
+    collect(batcher);
+    if (batcher.buffered() >= settings.buffer_size) fail(iteration, "the stream's buffer overflowed");
+    if (!restored && start >= restore_at) {  // continue in a new batcher from the saved state
+      StreamBatcher resumed(fields, settings);
+      resumed.restore(batcher.state());
+      batcher = std::move(resumed);
+      restored = true;
+    }
+  }
+  batcher.finish();
+  collect(batcher);
+  std::vector<int> seen(lengths.num_samples, 0);
+  for (int64_t id : out.ids) ++seen.at(id - 1000);
+  for (int64_t id : out.skipped) ++seen.at(id - 1000);
+  if (std::any_of(seen.begin(), seen.end(), [](int s) { return s != 1; }))
+    fail(iteration, "the stream lost or repeated a sample");
+  const std::vector<int64_t> positions = [&] {
+    std::vector<int64_t> p(out.ids);
+    for (int64_t& id : p) id -= 1000;
+    return p;
+  }();
+  const BatchStats stats =
+      describe_batches(lengths, positions.data(), static_cast<int64_t>(positions.size()),
+                       out.offsets.data(), static_cast<int64_t>(out.offsets.size()),
+                       options.cost, options.pad_multiple);
+  for (size_t b = 0; b < out.costs.size(); ++b) {
+    if (stats.costs[b] != out.costs[b]) fail(iteration, "a streamed batch's cost is wrong");
+    if (stats.sizes[b] > 1 && stats.costs[b] > options.budget) fail(iteration, "stream over budget");
+    if (options.max_batch_size > 0 && stats.sizes[b] > options.max_batch_size)
+      fail(iteration, "stream over max_batch_size");
   }
 }
 
@@ -91,6 +155,7 @@ int main(int argc, char** argv) {
     try {
       const BatchPlan plan = plan_batches(lengths, options);
       check_plan(it, lengths, options, plan);
+      check_stream(it, lengths, options, rng);
       if (!plan.indices.empty()) {  // a corrupted index must be refused, never read
         std::vector<int64_t> bad = plan.indices;
         bad[rng.below(bad.size())] = pick<int64_t>(rng, {-1, n, n + 1000});

@@ -8,6 +8,9 @@
     loss_weights micro_batch_weights: exact loss weights for a step's micro-batches
     resumable    the epoch, resume and step bookkeeping every batch sampler here shares
     sampler      BucketBatchSampler: the plan as a DataLoader batch sampler
+    stream       bucket_stream, stream_batches, StreamBucketer: batches of a stream, in a
+                 bounded buffer
+    stream_dataset  BucketingIterableDataset: a stream's batches over ranks and workers
     calibration  calibrate: the cost model and budget fitted to a model's measured memory
     memory       peak tensor memory of a call (what calibrate measures)
 """
@@ -19,8 +22,11 @@ from .plan import plan_batches
 from .sampler import BucketBatchSampler
 from .stats import PaddingStats, padding_stats
 from .steps import StepPlan, plan_steps
+from .stream import StreamBucketer, bucket_stream, stream_batches
+from .stream_dataset import BucketingIterableDataset
 
 __all__ = [
-    "BucketBatchSampler", "Calibration", "CostModel", "PRESETS", "PaddingStats", "PlanOptions",
-    "StepPlan", "calibrate", "micro_batch_weights", "padding_stats", "plan_batches", "plan_steps",
+    "BucketBatchSampler", "BucketingIterableDataset", "Calibration", "CostModel", "PRESETS",
+    "PaddingStats", "PlanOptions", "StepPlan", "StreamBucketer", "bucket_stream", "calibrate",
+    "micro_batch_weights", "padding_stats", "plan_batches", "plan_steps", "stream_batches",
 ]  # fmt: skip

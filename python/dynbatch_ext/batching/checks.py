@@ -85,3 +85,15 @@ def check_pad_multiple(value) -> int:
         raise ValueError(f"pad_multiple must be at most {_C.MAX_LENGTH} (the longest length "
                          f"supported), got {value}")  # fmt: skip
     return check_int("pad_multiple", value, 1)
+
+
+def default_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """(num_replicas, rank), filling what the caller left out from torch.distributed when it is
+    initialised (else 1 and 0), checked."""
+    initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if num_replicas is None:
+        num_replicas = torch.distributed.get_world_size() if initialised else 1
+    if rank is None:
+        rank = torch.distributed.get_rank() if initialised else 0
+    num_replicas = check_int("num_replicas", num_replicas, 1)
+    return num_replicas, check_int("rank", rank, 0, num_replicas - 1)

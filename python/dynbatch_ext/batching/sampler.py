@@ -5,25 +5,13 @@ import dataclasses
 import hashlib
 
 import numpy as np
-import torch.distributed as dist
 
-from .checks import as_lengths, check_int
+from .checks import as_lengths, default_replicas
 from .options import plan_options
 from .plan import Plan, make_plan, warn_left_out
 from .resumable import ResumableBatchSampler
 from .stats import PaddingStats, padding_stats
 from .steps import StepOptions, group_into_steps
-
-
-def _default_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
-    """Fills what the caller left out from torch.distributed when it is initialised."""
-    initialised = dist.is_available() and dist.is_initialized()
-    if num_replicas is None:
-        num_replicas = dist.get_world_size() if initialised else 1
-    if rank is None:
-        rank = dist.get_rank() if initialised else 0
-    num_replicas = check_int("num_replicas", num_replicas, 1)
-    return num_replicas, check_int("rank", rank, 0, num_replicas - 1)
 
 
 class BucketBatchSampler(ResumableBatchSampler):
@@ -58,7 +46,7 @@ class BucketBatchSampler(ResumableBatchSampler):
         **options,
     ):
         self.lengths = as_lengths(lengths)
-        self.num_replicas, self.rank = _default_replicas(num_replicas, rank)
+        self.num_replicas, self.rank = default_replicas(num_replicas, rank)
         self.options = plan_options(budget, {**options, "num_replicas": self.num_replicas})
         self.step_options = None
         if step_target is not None:

@@ -18,10 +18,10 @@ from .. import corpora, with_cuda
 from ..batching import plan_batches
 from ..training.text import check_labels
 from . import (batch_quality, calibrated_budgets, environment, esim_training, figures, op_speed,
-               transformer_training)
+               streaming, transformer_training)
 from .tables import TABLES
 
-SECTIONS = ("batching", "ops", "training", "transformer", "calibration")
+SECTIONS = ("batching", "streaming", "ops", "training", "transformer", "calibration")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     measure = {
         "batching": lambda progress: batch_quality.run(
             mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress, extra_cases=extra),
+        "streaming": lambda progress: streaming.run(
+            mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress),
         "ops": lambda progress: op_speed.run(
             mode=args.mode, data_dir=data_dir, out_dir=out, device=device, progress=progress,
             checkpoint=lambda so_far: save(ops=so_far)),

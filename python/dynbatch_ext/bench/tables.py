@@ -129,6 +129,30 @@ def transformer_table(section: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def streaming_table(section: dict) -> str:
+    lines = [f"Batches from a stream (bucket_stream, buffer {section['buffer']:,} samples unless "
+             "said): padding efficiency against the in-memory plan at the same budget"]  # fmt: skip
+    header = (f"  {'strategy':<36}{'efficiency':>11}{'/ in-memory':>13}{'batches':>9}"
+              f"{'over budget':>13}{'missing/repeated':>18}")  # fmt: skip
+    for case in section["cases"]:
+        lines += [f"{case['case']}: {case['num_samples']:,} samples, budget {case['budget']:,}", header]
+        for name, r in case["rows"].items():
+            lines.append(f"  {name:<36}{r['efficiency']:>11.3f}{r['efficiency_over_ceiling']:>13.3f}"
+                         f"{r['num_batches']:>9}{r['batches_over_budget']:>13}"
+                         f"{str(r['samples_missing']) + '/' + str(r['samples_repeated']):>18}")  # fmt: skip
+        lines += [target_line(name, t, 3) for name, t in case["targets"].items()]
+        lines.append("")
+    speed = section["throughput"]
+    peaks = ", ".join(f"{int(n):,}: {b / 2**20:.1f} MiB" for n, b in speed["stream_memory_bytes"].items())
+    lines += [f"Streaming {speed['num_lengths']:,} synthetic lengths (chunks of {speed['chunk']:,}, "
+              f"lengths only): {speed['samples_per_second'] / 1e6:.2f} M samples/s; resident "
+              f"memory the stream takes, by its length: {peaks}"]  # fmt: skip
+    lines += [target_line(name, t, 2) for name, t in speed["targets"].items()]
+    lines += [f"note: {n}" for n in section["notes"]]
+    return "\n".join(lines) + "\n"
+
+
 # The table of each section of `bench --sections`.
-TABLES = {"batching": batching_table, "ops": ops_table, "training": training_table,
-          "transformer": transformer_table, "calibration": calibration_table}  # fmt: skip
+TABLES = {"batching": batching_table, "streaming": streaming_table, "ops": ops_table,
+          "training": training_table, "transformer": transformer_table,
+          "calibration": calibration_table}  # fmt: skip

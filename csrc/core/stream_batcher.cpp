@@ -1,0 +1,137 @@
+#include "stream_batcher.hpp"
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "random.hpp"
+
+namespace dynbatch {
+namespace {
+
+constexpr uint64_t kFillStream = 4;  // the random stream of a fill's plan (see random.hpp)
+
+std::string describe(int64_t id, const int64_t* lengths, int num_fields) {
+  std::ostringstream out;
+  out << "sample " << id << " (length" << (num_fields == 2 ? "s " : " ") << lengths[0];
+  if (num_fields == 2) out << ", " << lengths[1];
+  out << ")";
+  return out.str();
+}
+
+}  // namespace
+
+void validate_stream_options(int num_fields, const StreamOptions& options) {
+  if (num_fields != 1 && num_fields != 2)
+    throw std::invalid_argument("a stream holds single texts (1 length each) or pairs (2), not " +
+                                std::to_string(num_fields));
+  validate_options(options.plan);
+  if (options.buffer_size < 1)
+    throw std::invalid_argument("buffer_size must be at least 1, got " +
+                                std::to_string(options.buffer_size));
+  if (!(options.keep_below >= 0.0 && options.keep_below <= 1.0))
+    throw std::invalid_argument("keep_below must be in [0, 1]");
+  if (options.plan.num_replicas != 1 || options.plan.drop_last)
+    throw std::invalid_argument("a stream is split between its readers before it is batched: "
+                                "num_replicas must be 1 and drop_last false");
+}
+
+StreamBatcher::StreamBatcher(int num_fields, const StreamOptions& options)
+    : num_fields_(num_fields), options_(options) {
+  validate_stream_options(num_fields, options);
+}
+
+void StreamBatcher::push(const int64_t* ids, const int64_t* lengths, int64_t count) {
+  const PlanOptions& plan = options_.plan;
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t* sample = lengths + k * num_fields_;
+    int64_t padded[2] = {0, 0};
+    for (int f = 0; f < num_fields_; ++f) {
+      if (sample[f] < 0 || sample[f] > kMaxLength)
+        throw std::invalid_argument(
+            describe(ids[k], sample, num_fields_) +
+            (sample[f] < 0 ? ": lengths must be non-negative"
+                           : ": lengths above " + std::to_string(kMaxLength) + " are not supported"));
+      padded[f] = padded_length(sample[f], plan.pad_multiple);
+    }
+    const double alone = batch_cost(plan.cost, num_fields_ == 2, 1, padded[0], padded[1]);
+    if (alone > plan.budget && plan.oversize != OversizePolicy::kAlone) {
+      if (plan.oversize == OversizePolicy::kSkip) {
+        out_.skipped.push_back(ids[k]);
+        continue;
+      }
+      std::ostringstream out;
+      out << describe(ids[k], sample, num_fields_) << " costs " << alone
+          << " alone, more than the budget " << plan.budget
+          << "; raise the budget, or pass oversize='alone' to give such samples a batch of their "
+             "own or oversize='skip' to leave them out";
+      throw std::invalid_argument(out.str());
+    }
+    state_.ids.push_back(ids[k]);
+    state_.lengths.insert(state_.lengths.end(), sample, sample + num_fields_);
+    state_.waited.push_back(0);
+    // A fill that keeps every sample marks them all as waited, so the next one empties it.
+    while (buffered() >= options_.buffer_size) plan_buffer(false);
+  }
+}
+
+void StreamBatcher::finish() {
+  if (buffered() > 0) plan_buffer(true);
+}
+
+StreamBatches StreamBatcher::take() {
+  StreamBatches taken = std::move(out_);
+  out_ = StreamBatches{};
+  return taken;
+}
+
+void StreamBatcher::plan_buffer(bool final) {
+  PlanOptions plan = options_.plan;
+  plan.oversize = OversizePolicy::kAlone;  // push() applied the policy already
+  plan.epoch = mix_seed(options_.plan.epoch, state_.fills, kFillStream);
+  const LengthsView view{state_.lengths.data(), buffered(), num_fields_};
+  const BatchPlan batches = plan_batches(view, plan);
+
+  const double min_cost = options_.keep_below * plan.budget;
+  const double min_size = options_.keep_below * static_cast<double>(plan.max_batch_size);
+  StreamState kept;
+  kept.fills = state_.fills + 1;
+  for (int64_t b = 0; b < batches.num_batches(); ++b) {
+    const int64_t begin = batches.offsets[b], end = batches.offsets[b + 1];
+    bool emit = final || batches.costs[b] >= min_cost ||
+                (plan.max_batch_size > 0 && static_cast<double>(end - begin) >= min_size);
+    for (int64_t k = begin; k < end && !emit; ++k) emit = state_.waited[batches.indices[k]] != 0;
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t i = batches.indices[k];
+      if (emit) {
+        out_.ids.push_back(state_.ids[i]);
+        continue;
+      }
+      kept.ids.push_back(state_.ids[i]);
+      kept.lengths.insert(kept.lengths.end(), state_.lengths.begin() + i * num_fields_,
+                          state_.lengths.begin() + (i + 1) * num_fields_);
+      kept.waited.push_back(1);
+    }
+    if (emit) {
+      out_.offsets.push_back(static_cast<int64_t>(out_.ids.size()));
+      out_.costs.push_back(batches.costs[b]);
+    }
+  }
+  state_ = std::move(kept);
+}
+
+void StreamBatcher::restore(StreamState state) {
+  const size_t n = state.ids.size();
+  if (state.lengths.size() != n * static_cast<size_t>(num_fields_) || state.waited.size() != n)
+    throw std::invalid_argument("a stream state's ids, lengths and waited flags disagree in size");
+  if (static_cast<int64_t>(n) >= options_.buffer_size)
+    throw std::invalid_argument("a stream state holds " + std::to_string(n) +
+                                " samples, more than this batcher's buffer_size allows");
+  for (int64_t value : state.lengths)
+    if (value < 0 || value > kMaxLength)
+      throw std::invalid_argument("a stream state holds an invalid length");
+  state_ = std::move(state);
+}
+
+}  // namespace dynbatch

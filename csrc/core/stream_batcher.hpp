@@ -1,0 +1,79 @@
+// Budgeted batches from a stream whose lengths are not known up front.
+//
+// Samples arrive in chunks and wait in a buffer of at most `buffer_size` samples. Each time the
+// buffer is full it is planned as a whole, exactly as plan_batches plans a data set (sorted by
+// length, or along the Hilbert curve for pairs, and cut with the same dynamic programme), so the
+// plan's batches are the length bins, fitted to what the buffer holds rather than fixed from the
+// stream's start. Every batch of that plan is emitted except the underfull ones (under
+// `keep_below` of the budget and of max_batch_size): their samples wait for the next fill, to
+// meet more samples of their length, but only once, so that no sample waits long. At the end of
+// the stream everything that waits is planned and emitted.
+//
+// Memory is bounded by the buffer, whatever the stream's length. Every sample admitted is in
+// exactly one emitted batch; the batches of one fill come out in random order (of the seed, the
+// epoch and the fill's number), so the same stream and settings give the same batches.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "batch_plan.hpp"
+
+namespace dynbatch {
+
+struct StreamOptions {
+  PlanOptions plan;  // num_replicas 1: a stream is split between its readers before batching
+  int64_t buffer_size = 10000;
+  double keep_below = 0.5;  // an emitted batch fills at least this share of budget or size
+};
+
+// Emitted batches: batch b holds ids[offsets[b] : offsets[b + 1]] and costs costs[b].
+struct StreamBatches {
+  std::vector<int64_t> ids;
+  std::vector<int64_t> offsets{0};
+  std::vector<double> costs;
+  std::vector<int64_t> skipped;  // ids left out as oversize (oversize = skip)
+};
+
+// What a batcher holds between two pushes: enough to continue exactly where it stopped.
+struct StreamState {
+  std::vector<int64_t> ids;
+  std::vector<int64_t> lengths;  // num_fields per sample, row-major
+  std::vector<uint8_t> waited;   // 1: the sample already waited for one fill
+  uint64_t fills = 0;
+};
+
+class StreamBatcher {
+ public:
+  // Throws std::invalid_argument on bad options.
+  StreamBatcher(int num_fields, const StreamOptions& options);
+
+  // Takes `count` samples: their ids (any int64 the caller uses to find them again) and lengths
+  // (num_fields per sample). Plans the buffer whenever it fills. A negative or too long length,
+  // or a sample over the budget alone with oversize = error, throws std::invalid_argument naming
+  // the sample's id; the samples before it in the chunk have been taken.
+  void push(const int64_t* ids, const int64_t* lengths, int64_t count);
+
+  // Plans and emits everything that waits (the stream has ended).
+  void finish();
+
+  // The batches emitted since the last take().
+  StreamBatches take();
+
+  int64_t buffered() const { return static_cast<int64_t>(state_.ids.size()); }
+  const StreamState& state() const { return state_; }
+  // Continues from a state() of a batcher with the same settings. Throws on a malformed state.
+  void restore(StreamState state);
+
+ private:
+  void plan_buffer(bool final);
+
+  int num_fields_;
+  StreamOptions options_;
+  StreamState state_;
+  StreamBatches out_;
+};
+
+void validate_stream_options(int num_fields, const StreamOptions& options);
+
+}  // namespace dynbatch

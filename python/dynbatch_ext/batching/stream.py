@@ -1,0 +1,234 @@
+"""Budgeted batches from a stream: data that does not fit in memory, or arrives in shards.
+
+    for batch in bucket_stream(samples, length, budget=16 * 256**2):   # lists of samples
+        ...
+    for batch in stream_batches(length_chunks, budget=8192):           # index arrays
+
+The C++ core (csrc/core/stream_batcher.hpp) holds at most `buffer_size` samples. Each time the
+buffer fills it is planned as plan_batches plans a data set (the same cost, cut, pad_multiple,
+oversize), every batch of that plan is emitted except the underfull ones, whose samples wait for
+one more fill to meet more of their length, and at the end of the stream whatever waits is
+planned and emitted. So:
+- memory is bounded by the buffer, whatever the stream's length;
+- every batch is within the budget (bar oversize="alone"), and every sample of the stream is in
+  exactly one batch (oversize="skip" leaves samples out and counts them);
+- the batches of one fill come out in random order, drawn from the seed, the epoch and the
+  fill's number: the same stream and settings give the same batches.
+
+`StreamBucketer` is the resumable form beneath both functions (state_dict / load_state_dict), and
+`BucketingIterableDataset` (stream_dataset.py) the DataLoader form, split over ranks and workers.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import _C
+from .checks import check_int
+from .options import PlanOptions, plan_options
+
+DEFAULT_BUFFER_SIZE = 10_000
+# A planned batch under this share of the budget (and of max_batch_size) waits for one more fill.
+KEEP_BELOW = 0.5
+CHUNK = 1024  # samples measured and handed to the core at a time
+
+
+def _check_stream_options(options: PlanOptions) -> None:
+    if options.num_replicas != 1 or options.drop_last:
+        raise ValueError("a stream is split between ranks and workers by how it is read (see "
+                         "BucketingIterableDataset), not by the plan: leave num_replicas and "
+                         "drop_last out")  # fmt: skip
+
+
+class StreamBucketer:
+    """Budgeted batches of a stream's samples, fed in any pieces, resumable.
+
+    Args:
+        budget, **options: as for `plan_batches` (cost, pad_multiple, max_batch_size, oversize,
+            shuffle, seed, padding_noise, batch_overhead).
+        pairs: samples have two lengths (premise, hypothesis) instead of one.
+        buffer_size: the most samples held at once.
+        epoch: another epoch of the same stream gives other batches.
+
+    `feed(samples, lengths)` takes samples and their lengths; `batches()` returns the batches
+    ready so far, each a list of samples; `finish()` ends the stream. Samples are held as given
+    (an id, a dict of token ids, anything); only the lengths go to the core.
+    """
+
+    def __init__(self, budget, *, pairs: bool = False, buffer_size: int = DEFAULT_BUFFER_SIZE,
+                 epoch: int = 0, **options):  # fmt: skip
+        self.options = plan_options(budget, options)
+        _check_stream_options(self.options)
+        self.pairs = bool(pairs)
+        self.buffer_size = check_int("buffer_size", buffer_size, 1)
+        self.epoch = check_int("epoch", epoch, 0)
+        self._core = _C.StreamBatcher(2 if self.pairs else 1, self.options, self.epoch,
+                                      self.buffer_size, KEEP_BELOW)  # fmt: skip
+        self._held: dict[int, Any] = {}  # stream position -> sample, while in the buffer
+        self._ready: list[list] = []
+        self.samples_read = 0  # samples fed so far: the stream position
+        self.skipped = 0  # samples left out as oversize (oversize="skip")
+
+    def feed(self, samples: list, lengths) -> None:
+        """Takes `samples` (a list) with their lengths ((n,) or (n, 2) integers)."""
+        lengths = _as_chunk_lengths(lengths, len(samples), self.pairs)
+        ids = np.arange(self.samples_read, self.samples_read + len(samples), dtype=np.int64)
+        for position, sample in zip(ids.tolist(), samples):
+            self._held[position] = sample
+        try:
+            self._core.push(ids, lengths)
+        finally:  # a bad sample raises; the batches the samples before it completed stay ready
+            self.samples_read += len(samples)
+            self._collect()
+
+    def finish(self) -> None:
+        self._core.finish()
+        self._collect()
+
+    def batches(self) -> list[list]:
+        """The batches ready since the last call, in the order to train them."""
+        ready, self._ready = self._ready, []
+        return ready
+
+    def pop_batch(self) -> list | None:
+        """The next ready batch (None if none is): the others stay in the state."""
+        return self._ready.pop(0) if self._ready else None
+
+    @property
+    def buffered(self) -> int:
+        return self._core.buffered
+
+    def state_dict(self) -> dict:
+        """Where the stream stands: its position, the samples waiting in the buffer (as given)
+        and the batches ready but not yet taken, with the settings it must be resumed under."""
+        core = self._core.state()
+        return {"settings": self._settings(), "samples_read": self.samples_read,
+                "skipped": self.skipped, "core": core,
+                "buffered": [self._held[int(i)] for i in core["ids"]],
+                "ready": list(self._ready)}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("settings") != self._settings():
+            raise ValueError(f"this stream state was saved under other settings "
+                             f"({state.get('settings')}), not {self._settings()}")  # fmt: skip
+        core = state["core"]
+        if len(state["buffered"]) != len(core["ids"]):
+            raise ValueError("a stream state's buffered samples and ids disagree")
+        self._core.restore(core)
+        self._held = dict(zip((int(i) for i in core["ids"]), state["buffered"]))
+        self._ready = list(state["ready"])
+        self.samples_read = int(state["samples_read"])
+        self.skipped = int(state["skipped"])
+
+    def _settings(self) -> dict:
+        options = {k: v for k, v in vars(self.options).items() if k != "cost"}
+        options["cost"] = tuple(self.options.cost.coefficients)
+        return dict(options, pairs=self.pairs, buffer_size=self.buffer_size, epoch=self.epoch)
+
+    def _collect(self) -> None:
+        out = self._core.take()
+        ids, offsets = out["ids"], out["offsets"]
+        for begin, end in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
+            self._ready.append([self._held.pop(i) for i in ids[begin:end].tolist()])
+        for position in out["skipped"].tolist():
+            del self._held[position]
+            self.skipped += 1
+
+
+def _as_chunk_lengths(lengths, count: int, pairs: bool) -> np.ndarray:
+    array = np.asarray(lengths)
+    shape = (count, 2) if pairs else (count,)
+    if array.shape != shape and not (count == 0 and array.size == 0):
+        what = "pairs: (n, 2)" if pairs else "single texts: (n,); pass pairs=True for (n, 2)"
+        raise ValueError(f"expected lengths of shape {shape} for {count} samples ({what}), got "
+                         f"{array.shape}")  # fmt: skip
+    if count and array.dtype.kind not in "iu":
+        raise ValueError(f"lengths must be integers, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _measure(length: Callable[[Any], Any], sample, position: int, pairs: bool):
+    value = length(sample)
+    values = tuple(value) if pairs and isinstance(value, (tuple, list)) else (value,)
+    if len(values) != (2 if pairs else 1) or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0 for v in values):  # fmt: skip
+        want = "two non-negative integers (pairs)" if pairs else "a non-negative integer"
+        raise ValueError(f"the length function gave {value!r} for sample {position}; it must "
+                         f"return {want}")  # fmt: skip
+    return values if pairs else values[0]
+
+
+def bucket_stream(samples: Iterable, length: Callable[[Any], Any], budget, *,
+                  pairs: bool = False, buffer_size: int = DEFAULT_BUFFER_SIZE, epoch: int = 0,
+                  progress: bool = False, **options) -> Iterator[list]:  # fmt: skip
+    """Batches (lists of samples) of `samples`, read once, in a bounded buffer.
+
+    `length(sample)` gives a sample's length (an int; for `pairs=True`, two). `progress` shows
+    a bar of the samples read (of how many, where `samples` has a length). The other arguments
+    are StreamBucketer's. Raises ValueError on a bad length (naming the sample's position in the
+    stream), on a sample over budget (oversize="error"), and on an empty stream.
+    """
+    bucketer = StreamBucketer(budget, pairs=pairs, buffer_size=buffer_size, epoch=epoch, **options)
+    if progress:
+        total = len(samples) if hasattr(samples, "__len__") else None
+        samples = tqdm(samples, total=total, unit="sample", desc="bucket_stream", leave=False)
+    chunk: list = []
+    for sample in samples:
+        chunk.append(sample)
+        if len(chunk) == CHUNK:
+            yield from _feed(bucketer, chunk, length)
+            chunk = []
+    if chunk:
+        yield from _feed(bucketer, chunk, length)
+    if bucketer.samples_read == 0:
+        raise ValueError("the stream is empty: there is nothing to batch")
+    bucketer.finish()
+    yield from bucketer.batches()
+    _warn_left_out(bucketer.skipped)
+
+
+def _warn_left_out(count: int) -> None:
+    if count:
+        warnings.warn(f"oversize='skip' left out {count} sample(s) of the stream that alone "
+                      "exceed the budget", stacklevel=3)  # fmt: skip
+
+
+def _feed(bucketer: StreamBucketer, chunk: list, length) -> list[list]:
+    start = bucketer.samples_read
+    lengths = [_measure(length, s, start + k, bucketer.pairs) for k, s in enumerate(chunk)]
+    bucketer.feed(chunk, lengths)
+    return bucketer.batches()
+
+
+def stream_batches(length_chunks: Iterable, budget, *, pairs: bool = False,
+                   buffer_size: int = DEFAULT_BUFFER_SIZE, epoch: int = 0,
+                   **options) -> Iterator[np.ndarray]:  # fmt: skip
+    """Batches of a stream of lengths, as int64 arrays of stream positions (0, 1, ... in the
+    order the lengths arrive). `length_chunks` yields arrays of lengths ((n,), or (n, 2) with
+    `pairs=True`); nothing but the buffer is held, so the stream may be of any length."""
+    options = plan_options(budget, options)
+    _check_stream_options(options)
+    core = _C.StreamBatcher(2 if pairs else 1, options, check_int("epoch", epoch, 0),
+                            check_int("buffer_size", buffer_size, 1), KEEP_BELOW)  # fmt: skip
+    position, skipped = 0, 0
+    for chunk in length_chunks:
+        count = len(chunk)
+        lengths = _as_chunk_lengths(chunk, count, pairs)
+        core.push(np.arange(position, position + count, dtype=np.int64), lengths)
+        position += count
+        taken = core.take()
+        skipped += len(taken["skipped"])
+        yield from _split(taken)
+    if position == 0:
+        raise ValueError("the stream is empty: there is nothing to batch")
+    core.finish()
+    yield from _split(core.take())
+    _warn_left_out(skipped)
+
+
+def _split(taken: dict) -> list[np.ndarray]:
+    return np.split(taken["ids"], taken["offsets"][1:-1]) if len(taken["costs"]) else []

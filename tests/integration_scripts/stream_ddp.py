@@ -1,0 +1,46 @@
+"""Run under torchrun (2 ranks, gloo, CPU) by tests/test_stream_dataset.py: each rank streams its
+part through BucketingIterableDataset with 2 workers, and trains a DDP model on its batches until
+every rank has ended (dummy steps on the rank that ends first). Writes what each rank trained."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from dynbatch_ext import micro_batch_weights
+from dynbatch_ext.batching.rank_steps import until_every_rank_ends
+from dynbatch_ext.batching.stream_dataset import BucketingIterableDataset
+
+# Readers are rank * 2 + worker and read positions modulo 4: rank 0 gets the long samples, so it
+# has many more batches than rank 1.
+LENGTHS = np.where(np.arange(2000) % 4 < 2, 300, 10)
+
+
+def length_of(sample):
+    return int(LENGTHS[sample])
+
+
+dist.init_process_group("gloo")
+out = Path(sys.argv[1])
+data = BucketingIterableDataset(list(range(len(LENGTHS))), length_of, 8 * 300**2, buffer_size=300)
+loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2)
+torch.manual_seed(0)
+model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(1, 1))
+optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+trained, dummies = [], 0
+for batch in until_every_rank_ends(loader):
+    if batch is None:  # this rank has ended: a zero-weight step keeps the all-reduce matched
+        inputs, count = torch.zeros(1, 1), 0
+        dummies += 1
+    else:
+        inputs, count = torch.tensor(LENGTHS[batch], dtype=torch.float32)[:, None], len(batch)
+        trained.append([int(s) for s in batch])
+    (weight,) = micro_batch_weights([count])
+    optimizer.zero_grad()
+    (model(inputs).mean() * weight).backward()
+    optimizer.step()
+(out / f"rank{dist.get_rank()}.json").write_text(json.dumps({"batches": trained, "dummies": dummies}))
+dist.barrier()
+dist.destroy_process_group()
