@@ -55,6 +55,22 @@ def test_matches_reference_past_one_tile(device, batch, max_len, dim):
     check_against_reference(*to_device(device, a, b, len_a, len_b), 1e-5)
 
 
+# Scores of about +-100 in float64; float32 at the usual scale, as its softmax of large scores
+# is only as exact as float32 rounding of them.
+@pytest.mark.parametrize("dtype, rtol, scale", [(torch.float64, None, 3.0), (torch.float32, 1e-5, 1.0)])
+def test_long_blocks_through_the_matrix_product_beside_short_ones(dtype, rtol, scale):
+    # On the CPU, pairs of at least 2**15 multiply-adds (la * lb * d) go through torch's matrix
+    # product, smaller ones through the kernels' primitives: one batch with both (32 * 32 * 32
+    # is exactly the threshold), and a non-contiguous input.
+    lengths = [(90, 70), (3, 5), (0, 80), (32, 32), (1, 90), (80, 1), (31, 32)]
+    a, b, len_a, len_b = pair_batch(lengths, dim=32, dtype=dtype, scale=scale)
+    check_against_reference(a, b, len_a, len_b, rtol or exact_rtol("cpu"))
+    a_t = a.transpose(1, 2).contiguous().transpose(1, 2)
+    check_against_reference(a_t, b, len_a, len_b, rtol or exact_rtol("cpu"))
+    assert gradcheck(lambda x, y: ops.soft_align(x, y, len_a[:4], len_b[:4]),
+                     (a[:4].double().requires_grad_(), b[:4].double().requires_grad_()), fast_mode=True)  # fmt: skip
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_padding_values_are_never_read(device):
     a, b, len_a, len_b = to_device(device, *pair_batch())

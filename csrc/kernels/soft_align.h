@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "kernels/cpu_types.h"
+
 namespace dynbatch {
 
 // All tensors contiguous, row-major. a: (batch, max_len_a, dim), b: (batch, max_len_b, dim),
@@ -41,14 +43,25 @@ struct SoftAlignBackwardParams : SoftAlignParams<scalar_t> {
   scalar_t* grad_b = nullptr;              // (batch, max_len_b, dim)
 };
 
+// A matrix product the CPU kernels hand long blocks to: c (m x n) = op(a) op(b), or c += it
+// where `accumulate`; row-major with row strides lda, ldb, ldc, where op(x) is x transposed if
+// the flag says so and x itself otherwise. The op layer passes torch's (a BLAS, blocked for
+// cache and registers); without one, every block stays on the primitives of vector_math_cpu.h.
+template <typename C>
+using CpuMatMul = void (*)(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
+                           const C* a, int64_t lda, const C* b, int64_t ldb, C* c, int64_t ldc,
+                           bool accumulate);
+
 // CPU, for the types of DYNBATCH_CPU_TYPES (dtypes.h): pairs [begin, end) of the batch, each on
-// its valid la x lb block with the primitives of vector_math_cpu.h. Ranges are independent, so
+// its valid la x lb block: with the primitives of vector_math_cpu.h, or, for blocks of at least
+// kCpuMatMulMinWork multiply-adds (la * lb * dim), through `matmul`. Ranges are independent, so
 // the op layer runs them in parallel.
+constexpr int64_t kCpuMatMulMinWork = int64_t{1} << 15;
 template <typename scalar_t>
 void soft_align_forward_cpu(const SoftAlignForwardParams<scalar_t>& params, int64_t begin,
-                            int64_t end);
+                            int64_t end, CpuMatMul<compute_t<scalar_t>> matmul);
 template <typename scalar_t>
 void soft_align_backward_cpu(const SoftAlignBackwardParams<scalar_t>& params, int64_t begin,
-                             int64_t end);
+                             int64_t end, CpuMatMul<compute_t<scalar_t>> matmul);
 
 }  // namespace dynbatch

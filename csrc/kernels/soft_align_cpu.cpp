@@ -14,11 +14,38 @@
 namespace dynbatch {
 namespace {
 
+// The matrix products of one pair's block: the primitives, or `matmul` where the block is large
+// enough for a blocked GEMM to win.
+template <typename C>
+struct BlockProducts {
+  CpuMatMul<C> matmul;  // null: never used
+
+  BlockProducts(CpuMatMul<C> given, int64_t la, int64_t lb, int64_t dim)
+      : matmul(given != nullptr && la * lb * dim >= kCpuMatMulMinWork ? given : nullptr) {}
+
+  // out (m x n) = x (m x dim) y^T, y being (n x dim).
+  void dots(const C* x, int64_t m, const C* y, int64_t n, int64_t dim, C* out) const {
+    if (matmul) return matmul(false, true, m, n, dim, x, dim, y, dim, out, n, false);
+    pairwise_dots(x, m, y, n, dim, out);
+  }
+  // out (rows x dim) (+)= w x, x being (inner x dim) and w (rows x inner), or w^T where
+  // `transposed` (w then stored as inner x rows).
+  void mix(const C* w, bool transposed, int64_t rows, int64_t inner, const C* x, int64_t dim,
+           C* out, bool accumulate) const {
+    if (matmul)
+      return matmul(transposed, false, rows, dim, inner, w, transposed ? rows : inner, x, dim, out,
+                    dim, accumulate);
+    mix_rows(w, transposed ? 1 : inner, transposed ? rows : 1, rows, inner, x, dim, out,
+             accumulate);
+  }
+};
+
 // scores = A B^T (la x lb), then row-softmax into `rows` and column-softmax into `cols`.
 template <typename scalar_t>
-void alignment_probabilities(const scalar_t* a, const scalar_t* b, int64_t la, int64_t lb,
-                             int64_t dim, scalar_t* rows, scalar_t* cols) {
-  pairwise_dots(a, la, b, lb, dim, rows);
+void alignment_probabilities(const BlockProducts<scalar_t>& products, const scalar_t* a,
+                             const scalar_t* b, int64_t la, int64_t lb, int64_t dim,
+                             scalar_t* rows, scalar_t* cols) {
+  products.dots(a, la, b, lb, dim, rows);
   std::copy(rows, rows + la * lb, cols);
   for (int64_t i = 0; i < la; ++i) {  // softmax over j
     scalar_t* row = rows + i * lb;
@@ -83,7 +110,8 @@ struct Scratch {
 }  // namespace
 
 template <typename T>
-void soft_align_forward_cpu(const SoftAlignForwardParams<T>& p, int64_t begin, int64_t end) {
+void soft_align_forward_cpu(const SoftAlignForwardParams<T>& p, int64_t begin, int64_t end,
+                            CpuMatMul<compute_t<T>> matmul) {
   using C = compute_t<T>;
   const int64_t d = p.dim;
   if (d == 0) return;  // the outputs hold no elements
@@ -103,9 +131,10 @@ void soft_align_forward_cpu(const SoftAlignForwardParams<T>& p, int64_t begin, i
     C* out_b = rows_out<C>(b_tilde, lb * d, s.out_b);
     s.rows.resize(la * lb);
     s.cols.resize(la * lb);
-    alignment_probabilities(a, b, la, lb, d, s.rows.data(), s.cols.data());
-    mix_rows(s.rows.data(), lb, 1, la, lb, b, d, out_a, false);  // P B
-    mix_rows(s.cols.data(), 1, lb, lb, la, a, d, out_b, false);  // Q^T A
+    const BlockProducts<C> products(matmul, la, lb, d);
+    alignment_probabilities(products, a, b, la, lb, d, s.rows.data(), s.cols.data());
+    products.mix(s.rows.data(), false, la, lb, b, d, out_a, false);  // P B
+    products.mix(s.cols.data(), true, lb, la, a, d, out_b, false);   // Q^T A
     store_rows(out_a, a_tilde, la * d);
     store_rows(out_b, b_tilde, lb * d);
     zero_rows(a_tilde, la, p.max_len_a, d);
@@ -118,7 +147,8 @@ void soft_align_forward_cpu(const SoftAlignForwardParams<T>& p, int64_t begin, i
 //   dQ = A gB~^T, dE += Q o (dQ - colsum(dQ o Q))
 //   dA = dE B + Q gB~,  dB = dE^T A + P^T gA~
 template <typename T>
-void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin, int64_t end) {
+void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin, int64_t end,
+                             CpuMatMul<compute_t<T>> matmul) {
   using C = compute_t<T>;
   const int64_t d = p.dim;
   if (d == 0) return;
@@ -142,9 +172,10 @@ void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin,
     for (auto* v : {&s.rows, &s.cols, &s.d_rows, &s.d_cols, &s.d_scores}) v->resize(area);
     C *rows = s.rows.data(), *cols = s.cols.data(), *d_scores = s.d_scores.data();
     C *d_rows = s.d_rows.data(), *d_cols = s.d_cols.data();
-    alignment_probabilities(a, b, la, lb, d, rows, cols);
-    pairwise_dots(g_at, la, b, lb, d, d_rows);  // dP = gA~ B^T
-    pairwise_dots(a, la, g_bt, lb, d, d_cols);  // dQ = A gB~^T
+    const BlockProducts<C> products(matmul, la, lb, d);
+    alignment_probabilities(products, a, b, la, lb, d, rows, cols);
+    products.dots(g_at, la, b, lb, d, d_rows);  // dP = gA~ B^T
+    products.dots(a, la, g_bt, lb, d, d_cols);  // dQ = A gB~^T
     for (int64_t i = 0; i < la; ++i) {
       C dot = 0;
       for (int64_t j = 0; j < lb; ++j) dot += d_rows[i * lb + j] * rows[i * lb + j];
@@ -158,10 +189,10 @@ void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin,
     for (int64_t i = 0; i < la; ++i)
       for (int64_t j = 0; j < lb; ++j)
         d_scores[i * lb + j] += cols[i * lb + j] * (d_cols[i * lb + j] - col_dot[j]);
-    mix_rows(d_scores, lb, 1, la, lb, b, d, out_a, false);  // dE B
-    mix_rows(cols, lb, 1, la, lb, g_bt, d, out_a, true);    // + Q gB~
-    mix_rows(d_scores, 1, lb, lb, la, a, d, out_b, false);  // dE^T A
-    mix_rows(rows, 1, lb, lb, la, g_at, d, out_b, true);    // + P^T gA~
+    products.mix(d_scores, false, la, lb, b, d, out_a, false);  // dE B
+    products.mix(cols, false, la, lb, g_bt, d, out_a, true);    // + Q gB~
+    products.mix(d_scores, true, lb, la, a, d, out_b, false);   // dE^T A
+    products.mix(rows, true, lb, la, g_at, d, out_b, true);     // + P^T gA~
     store_rows(out_a, g_a, la * d);
     store_rows(out_b, g_b, lb * d);
     zero_rows(g_a, la, p.max_len_a, d);
@@ -169,9 +200,11 @@ void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin,
   }
 }
 
-#define DYNBATCH_INSTANTIATE(T)                                                  \
-  template void soft_align_forward_cpu<T>(const SoftAlignForwardParams<T>&, int64_t, int64_t);     \
-  template void soft_align_backward_cpu<T>(const SoftAlignBackwardParams<T>&, int64_t, int64_t);
+#define DYNBATCH_INSTANTIATE(T)                                                                  \
+  template void soft_align_forward_cpu<T>(const SoftAlignForwardParams<T>&, int64_t, int64_t,     \
+                                          CpuMatMul<compute_t<T>>);                                \
+  template void soft_align_backward_cpu<T>(const SoftAlignBackwardParams<T>&, int64_t, int64_t,   \
+                                           CpuMatMul<compute_t<T>>);
 DYNBATCH_CPU_TYPES(DYNBATCH_INSTANTIATE)
 
 }  // namespace dynbatch

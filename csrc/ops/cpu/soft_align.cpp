@@ -1,5 +1,6 @@
 // soft_align and its backward on the CPU (kernels/soft_align_cpu.cpp), pairs in parallel on
-// torch's thread pool; registered below.
+// torch's thread pool, long blocks through torch's matrix product; registered below.
+#include <ATen/CPUFunctions.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -10,6 +11,28 @@
 
 namespace dynbatch {
 namespace {
+
+// The kernels' CpuMatMul: torch's CPU matrix product on views of their buffers. at::cpu calls the
+// CPU kernel itself, past the dispatcher, so that no autocast, autograd or functorch layer (which
+// may be active around the op) sees these views.
+template <typename C>
+void torch_matmul(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const C* a,
+                  int64_t lda, const C* b, int64_t ldb, C* c, int64_t ldc, bool accumulate) {
+  const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<C>::value);
+  // A rows x cols view of a stored matrix with row stride `stride`, which holds the view's
+  // transpose where `transposed`.
+  auto view = [&](const C* data, int64_t rows, int64_t cols, int64_t stride, bool transposed) {
+    return at::from_blob(const_cast<C*>(data), {rows, cols},
+                         transposed ? at::IntArrayRef{1, stride} : at::IntArrayRef{stride, 1},
+                         options);
+  };
+  at::Tensor out = view(c, m, n, ldc, false);
+  const at::Tensor lhs = view(a, m, k, lda, transpose_a), rhs = view(b, k, n, ldb, transpose_b);
+  if (accumulate)
+    at::cpu::addmm_(out, lhs, rhs);
+  else
+    at::cpu::mm_out(out, lhs, rhs);
+}
 
 std::tuple<at::Tensor, at::Tensor> soft_align(const at::Tensor& a_in, const at::Tensor& b_in,
                                               const at::Tensor& len_a_in,
@@ -22,7 +45,7 @@ std::tuple<at::Tensor, at::Tensor> soft_align(const at::Tensor& a_in, const at::
     using T = typename decltype(tag)::type;
     const auto params = soft_align_forward_params<T>(a, b, len_a, len_b, a_tilde, b_tilde);
     at::parallel_for(0, params.batch, 1, [&](int64_t begin, int64_t end) {
-      soft_align_forward_cpu(params, begin, end);
+      soft_align_forward_cpu(params, begin, end, &torch_matmul<compute_t<T>>);
     });
   });
   return {a_tilde, b_tilde};
@@ -44,7 +67,7 @@ std::tuple<at::Tensor, at::Tensor> soft_align_backward(
     const auto params = soft_align_backward_params<T>(grad_a_tilde, grad_b_tilde, a, b, len_a,
                                                       len_b, grad_a, grad_b);
     at::parallel_for(0, params.batch, 1, [&](int64_t begin, int64_t end) {
-      soft_align_backward_cpu(params, begin, end);
+      soft_align_backward_cpu(params, begin, end, &torch_matmul<compute_t<T>>);
     });
   });
   return {grad_a, grad_b};

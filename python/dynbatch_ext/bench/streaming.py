@@ -218,7 +218,7 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress) -> dict:
 def _plot(cases: list[dict], path: Path) -> Path:
     plt = figures.pyplot()
 
-    fig, ax = plt.subplots(figsize=(11, 0.9 + 0.9 * len(cases)))
+    fig, ax = plt.subplots(figsize=(13, 0.9 + 0.9 * len(cases)))
     names = list(cases[0]["rows"])
     height = 0.8 / len(names)
     colours = dict(zip(names, ("tab:gray", "tab:blue", "tab:cyan", "tab:red")))
@@ -229,6 +229,6 @@ def _plot(cases: list[dict], path: Path) -> Path:
     ax.invert_yaxis()
     ax.set(xlabel="padding efficiency (real / padded tokens)", xlim=(0, 1),
            title="Batches from a stream against the in-memory plan, at the same budget")  # fmt: skip
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, not over, the bars
     ax.grid(alpha=0.3, axis="x")
     return figures.save(fig, path)
