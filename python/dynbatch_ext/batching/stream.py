@@ -20,6 +20,7 @@ planned and emitted. So:
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 import warnings
 from typing import Any, Callable, Iterable, Iterator
@@ -37,11 +38,13 @@ KEEP_BELOW = 0.5
 CHUNK = 1024  # samples measured and handed to the core at a time
 
 
-def _check_stream_options(options: PlanOptions) -> None:
+def _stream_core(options: PlanOptions, pairs: bool, buffer_size: int, epoch: int):
+    """The C++ batcher of a stream, once the options allow one."""
     if options.num_replicas != 1 or options.drop_last:
         raise ValueError("a stream is split between ranks and workers by how it is read (see "
                          "BucketingIterableDataset), not by the plan: leave num_replicas and "
                          "drop_last out")  # fmt: skip
+    return _C.StreamBatcher(2 if pairs else 1, options, epoch, buffer_size, KEEP_BELOW)
 
 
 class StreamBucketer:
@@ -54,7 +57,8 @@ class StreamBucketer:
         buffer_size: the most samples held at once.
         epoch: another epoch of the same stream gives other batches.
 
-    `feed(samples, lengths)` takes samples and their lengths; `batches()` returns the batches
+    `feed(samples, lengths)` takes samples and their lengths (`feed_measured(samples, length)`
+    measures them with a length function first); `batches()` returns the batches
     ready so far, each a list of samples; `finish()` ends the stream. Samples are held as given
     (an id, a dict of token ids, anything); only the lengths go to the core.
     """
@@ -62,12 +66,10 @@ class StreamBucketer:
     def __init__(self, budget, *, pairs: bool = False, buffer_size: int = DEFAULT_BUFFER_SIZE,
                  epoch: int = 0, **options):  # fmt: skip
         self.options = plan_options(budget, options)
-        _check_stream_options(self.options)
         self.pairs = bool(pairs)
         self.buffer_size = check_int("buffer_size", buffer_size, 1)
         self.epoch = check_int("epoch", epoch, 0)
-        self._core = _C.StreamBatcher(2 if self.pairs else 1, self.options, self.epoch,
-                                      self.buffer_size, KEEP_BELOW)  # fmt: skip
+        self._core = _stream_core(self.options, self.pairs, self.buffer_size, self.epoch)
         self._held: dict[int, Any] = {}  # stream position -> sample, while in the buffer
         self._ready: list[list] = []
         self.samples_read = 0  # samples fed so far: the stream position
@@ -84,6 +86,12 @@ class StreamBucketer:
         finally:  # a bad sample raises; the batches the samples before it completed stay ready
             self.samples_read += len(samples)
             self._collect()
+
+    def feed_measured(self, samples: list, length: Callable[[Any], Any]) -> None:
+        """Takes `samples` (a list), measured by `length(sample)`; a bad length is a ValueError
+        naming the sample's position in the stream."""
+        start = self.samples_read
+        self.feed(samples, [_measure(length, s, start + k, self.pairs) for k, s in enumerate(samples)])
 
     def finish(self) -> None:
         self._core.finish()
@@ -176,14 +184,10 @@ def bucket_stream(samples: Iterable, length: Callable[[Any], Any], budget, *,
     if progress:
         total = len(samples) if hasattr(samples, "__len__") else None
         samples = tqdm(samples, total=total, unit="sample", desc="bucket_stream", leave=False)
-    chunk: list = []
-    for sample in samples:
-        chunk.append(sample)
-        if len(chunk) == CHUNK:
-            yield from _feed(bucketer, chunk, length)
-            chunk = []
-    if chunk:
-        yield from _feed(bucketer, chunk, length)
+    iterator = iter(samples)
+    while chunk := list(itertools.islice(iterator, CHUNK)):
+        bucketer.feed_measured(chunk, length)
+        yield from bucketer.batches()
     if bucketer.samples_read == 0:
         raise ValueError("the stream is empty: there is nothing to batch")
     bucketer.finish()
@@ -197,23 +201,14 @@ def _warn_left_out(count: int) -> None:
                       "exceed the budget", stacklevel=3)  # fmt: skip
 
 
-def _feed(bucketer: StreamBucketer, chunk: list, length) -> list[list]:
-    start = bucketer.samples_read
-    lengths = [_measure(length, s, start + k, bucketer.pairs) for k, s in enumerate(chunk)]
-    bucketer.feed(chunk, lengths)
-    return bucketer.batches()
-
-
 def stream_batches(length_chunks: Iterable, budget, *, pairs: bool = False,
                    buffer_size: int = DEFAULT_BUFFER_SIZE, epoch: int = 0,
                    **options) -> Iterator[np.ndarray]:  # fmt: skip
     """Batches of a stream of lengths, as int64 arrays of stream positions (0, 1, ... in the
     order the lengths arrive). `length_chunks` yields arrays of lengths ((n,), or (n, 2) with
     `pairs=True`); nothing but the buffer is held, so the stream may be of any length."""
-    options = plan_options(budget, options)
-    _check_stream_options(options)
-    core = _C.StreamBatcher(2 if pairs else 1, options, check_int("epoch", epoch, 0),
-                            check_int("buffer_size", buffer_size, 1), KEEP_BELOW)  # fmt: skip
+    core = _stream_core(plan_options(budget, options), pairs, check_int("buffer_size", buffer_size, 1),
+                        check_int("epoch", epoch, 0))  # fmt: skip
     position, skipped = 0, 0
     for chunk in length_chunks:
         count = len(chunk)

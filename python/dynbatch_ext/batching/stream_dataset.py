@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from .checks import check_int, default_replicas
-from .stream import CHUNK, DEFAULT_BUFFER_SIZE, StreamBucketer, _measure
+from .stream import CHUNK, DEFAULT_BUFFER_SIZE, StreamBucketer
 
 
 def _is_hf_iterable_dataset(source) -> bool:
@@ -122,9 +122,7 @@ class BucketingIterableDataset(torch.utils.data.IterableDataset):
         self._position = {"epoch": epoch, "reader": [reader, readers], "bucketer": bucketer}
         yield from self._drain(bucketer)
         while chunk := list(itertools.islice(part, CHUNK)):
-            start = bucketer.samples_read
-            lengths = [_measure(self.length, s, start + k, self.pairs) for k, s in enumerate(chunk)]
-            bucketer.feed(chunk, lengths)
+            bucketer.feed_measured(chunk, self.length)
             yield from self._drain(bucketer)
         if bucketer.samples_read == 0 and readers == 1:
             raise ValueError("the stream is empty: there is nothing to batch")

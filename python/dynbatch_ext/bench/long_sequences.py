@@ -17,17 +17,13 @@ import argparse
 
 import torch
 
-from .. import reference
+from .. import ops, reference
 from .environment import describe
+from .op_speed import pair_loss
 from .timing import compare
 
 SHAPES = ((16, 256, 600), (8, 512, 600), (4, 1024, 256), (64, 128, 300))
 FLOPS_PER_MULTIPLY_ADD_AND_PASS = 20  # 2 flops a multiply-add, 10 matrix products
-
-
-def _step(align, pool, a, b, len_a, len_b):
-    a_tilde, b_tilde = align(a, b, len_a, len_b)
-    (pool(a_tilde, len_a).sum() + pool(b_tilde, len_b).sum()).backward()
 
 
 def measure(batch: int, length: int, dim: int, repeats: int, seed: int = 0) -> dict:
@@ -36,14 +32,14 @@ def measure(batch: int, length: int, dim: int, repeats: int, seed: int = 0) -> d
     b = torch.randn(batch, length, dim, generator=generator, requires_grad=True)
     len_a = torch.randint(length // 2, length + 1, (batch,), generator=generator)
     len_b = torch.randint(length // 2, length + 1, (batch,), generator=generator)
-    fused = (torch.ops.dynbatch_ext.soft_align, torch.ops.dynbatch_ext.masked_pool)
-    eager = (reference.soft_align, reference.masked_pool)
+    fused = pair_loss(ops.soft_align, ops.masked_pool)
+    eager = pair_loss(reference.soft_align, reference.masked_pool)
     flops = FLOPS_PER_MULTIPLY_ADD_AND_PASS * int((len_a * len_b).sum()) * dim
     # torch.mm on one product of the same multiply-adds: (side x dim) @ (dim x side).
     side = max(1, round((flops / 2 / dim) ** 0.5))
     left, right = torch.randn(side, dim), torch.randn(dim, side)
-    seconds = compare({"fused": lambda: _step(*fused, a, b, len_a, len_b),
-                       "eager": lambda: _step(*eager, a, b, len_a, len_b),
+    seconds = compare({"fused": lambda: fused(a, b, len_a, len_b).backward(),
+                       "eager": lambda: eager(a, b, len_a, len_b).backward(),
                        "mm": lambda: torch.mm(left, right)}, repeats=repeats)  # fmt: skip
     mm_gflops = 2 * side * side * dim / seconds["mm"] / 1e9
     fused_gflops = flops / seconds["fused"] / 1e9

@@ -62,7 +62,9 @@ def _sdpa_pair(a, b, len_a, len_b):
     return a_tilde * valid_a[..., None], b_tilde * valid_b[..., None]
 
 
-def _loss(align, pool):
+def pair_loss(align, pool):
+    """The benchmark's step loss: soft_align, then masked_pool of both sides, summed."""
+
     def loss(a, b, len_a, len_b):
         a_tilde, b_tilde = align(a, b, len_a, len_b)
         return pool(a_tilde, len_a).sum() + pool(b_tilde, len_b).sum()
@@ -72,10 +74,10 @@ def _loss(align, pool):
 
 def losses() -> dict:
     return {
-        "fused": _loss(ops.soft_align, ops.masked_pool),
-        "eager reference": _loss(reference.soft_align, reference.masked_pool),
-        "compiled reference": torch.compile(_loss(reference.soft_align, reference.masked_pool)),
-        "SDPA pair": _loss(_sdpa_align, reference.masked_pool),
+        "fused": pair_loss(ops.soft_align, ops.masked_pool),
+        "eager reference": pair_loss(reference.soft_align, reference.masked_pool),
+        "compiled reference": torch.compile(pair_loss(reference.soft_align, reference.masked_pool)),
+        "SDPA pair": pair_loss(_sdpa_align, reference.masked_pool),
     }
 
 

@@ -241,7 +241,7 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress, seed: int 
         OURS: dict(train_dataset=train_set, budget=budget, cost="quadratic", step_target=SEED_BATCH),
     }  # fmt: skip
     progress.reset(total=0)
-    logs, runs = {}, {}
+    logs, accuracies = {}, {}
     with tempfile.TemporaryDirectory() as scratch:
         for name in RUNS:
             progress.set_description(f"transformer: {name}")
@@ -258,10 +258,10 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress, seed: int 
             trainer.remove_callback(transformers.PrinterCallback)  # its end-of-training line
             trainer.step_log = log
             trainer.train()
-            runs[name] = _accuracy(trainer.model, valid_set, collate, budget)
+            accuracies[name] = _accuracy(trainer.model, valid_set, collate, budget)
     progress.set_description("transformer: peak memory per step")
     measure = _memory_meter(initial, tokenizer.vocab_size)
-    summaries = {name: _summary(logs[name], runs[name], budget, _peak_memory(logs[name], measure))
+    summaries = {name: _summary(logs[name], accuracies[name], budget, _peak_memory(logs[name], measure))
                  for name in RUNS}  # fmt: skip
     ours, fixed = summaries[OURS], summaries[FIXED]
     spread = ours["peak_memory_bytes"]["max"] / ours["peak_memory_bytes"]["min"]
