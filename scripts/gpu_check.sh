@@ -8,7 +8,8 @@
 #   bench      the benchmark with --device cuda (B = 32, 512, 4096; float32 and bfloat16)
 #   profile    Nsight Compute (ncu) over the fused kernels of one benchmark step at B = 512, in
 #              float32 and bfloat16: throughput against the device's peaks, DRAM traffic,
-#              occupancy and launch figures per kernel (what to work on when a target is missed)
+#              occupancy and launch figures per kernel (what to work on when a target is missed);
+#              and at B = 4, L = 512, d = 256, where each pair is split over many blocks
 #   probs      soft_align's attention probabilities recomputed in the backward (what the ops do)
 #              or saved by the forward: builds csrc/bench/soft_align_probs with nvcc,
 #              runs it under memcheck and racecheck on small batches, and times both choices at
@@ -84,6 +85,11 @@ if wanted profile; then
     -k "regex:soft_align|masked_pool" --section SpeedOfLight --section MemoryWorkloadAnalysis \
     --section Occupancy --section LaunchStats \
     "$PYTHON" -m dynbatch_ext.bench.profile_step --batch 512
+  # A small batch of long pairs, which the kernels split over many blocks: the SMs they keep busy
+  # (the SpeedOfLight and Occupancy sections) is the long-sequence grid's CUDA target.
+  step profile-split "${NCU:-ncu}" --clock-control none --profile-from-start off \
+    -k "regex:soft_align|masked_pool" --section SpeedOfLight --section Occupancy --section LaunchStats \
+    "$PYTHON" -m dynbatch_ext.bench.profile_step --batch 4 --length 512 --dim 256 --dtypes float32
 fi
 if wanted probs; then
   program=${TMPDIR:-/tmp}/dynbatch_soft_align_probs

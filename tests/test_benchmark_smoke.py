@@ -48,6 +48,9 @@ def test_tiny_benchmark_writes_every_field(tmp_path, capsys):
             assert path["seconds"] > 0 and path["peak_bytes"] > 0
             assert path["loss_relative_difference"] < 1e-4  # every path computes the same thing
         assert set(batch["speedup_of_fused"]) == {"eager reference", "compiled reference", "SDPA pair"}
+    grid = ops["long_sequences"]  # the long-sequence grid, in the same section
+    assert len(grid["points"]) == 2 and all(p["batch"] * p["max_len"] ** 2 <= grid["budget"] for p in grid["points"])
+    assert "long_sequences.png" in ops["plots"]
     training = results["training"]
     assert training["device"] == "cpu" and training["cases"][0]["case"] == "synthetic pairs"
     for case in training["cases"]:
@@ -82,6 +85,7 @@ def test_tiny_benchmark_writes_every_field(tmp_path, capsys):
         assert (tmp_path / plot).stat().st_size > 10_000
     out = capsys.readouterr().out
     assert "plan_batches" in out and "soft_align + masked_pool" in out and "ESIM training" in out
+    assert "Ops at long sequences" in out
     assert "Calibrated budgets" in out
 
 
@@ -202,6 +206,8 @@ def test_profile_step_runs_the_fused_step_and_rejects_bad_options(capsys):
 
     profile_step.main(["--device", "cpu", "--batch", "4", "--dim", "8", "--dtypes", "float32"])
     assert "float32: one fused step, a (4, " in capsys.readouterr().out
+    profile_step.main(["--device", "cpu", "--batch", "2", "--length", "40", "--dim", "8", "--dtypes", "bfloat16"])
+    assert "bfloat16: one fused step, a (2, " in capsys.readouterr().out  # a long-sequence point
     with pytest.raises(SystemExit):
         profile_step.main(["--device", "cpu", "--dtypes", "float8"])
     assert "unknown ['float8']" in capsys.readouterr().err

@@ -71,6 +71,35 @@ def test_long_blocks_through_the_matrix_product_beside_short_ones(dtype, rtol, s
                      (a[:4].double().requires_grad_(), b[:4].double().requires_grad_()), fast_mode=True)  # fmt: skip
 
 
+@pytest.fixture
+def four_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(4)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("lengths", [[(300, 200)], [(260, 1), (0, 5), (130, 290)]])
+def test_fewer_pairs_than_threads_share_each_pairs_lines(four_threads, lengths):
+    # On the CPU, a batch of fewer pairs than threads runs its pairs one after another, each
+    # pair's softmax and gradient lines split between the threads (here into several ranges):
+    # right against float64, and the same bits as on one thread (the same arithmetic per line).
+    a, b, len_a, len_b = pair_batch(lengths, dim=8, dtype=torch.float64)
+    check_against_reference(a, b, len_a, len_b, exact_rtol("cpu"))
+    a32, b32 = (t.float().requires_grad_() for t in (a, b))
+
+    def outputs_and_gradients():
+        a32.grad = b32.grad = None
+        a_t, b_t = ops.soft_align(a32, b32, len_a, len_b)
+        (a_t.sum() + (b_t * b_t).sum()).backward()
+        return a_t.detach(), b_t.detach(), a32.grad, b32.grad
+
+    shared = outputs_and_gradients()
+    torch.set_num_threads(1)
+    for got, want in zip(shared, outputs_and_gradients()):
+        assert torch.equal(got, want)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_padding_values_are_never_read(device):
     a, b, len_a, len_b = to_device(device, *pair_batch())

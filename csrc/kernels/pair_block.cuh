@@ -1,5 +1,6 @@
-// Block-level pieces of the soft_align kernels: one thread block works on one pair at a time, over
-// the pair's valid rows only. The pair's (la x lb) float matrices (scores, probabilities, their
+// Block-level pieces of the soft_align kernels: a thread block works on one pair at a time (or, in
+// the split kernels, on one piece of a pair: a tile, some lines, some rows), over the pair's valid
+// rows only. The pair's (la x lb) float matrices (scores, probabilities, their
 // gradients) are row-major with row stride lb and live in shared memory or, for long pairs, in a
 // global workspace; these functions take a plain pointer and work with either. No torch header.
 //
@@ -23,45 +24,51 @@ constexpr int kMixRows = 8;                               // pair_mix: output ro
 // Static shared memory of pair_dots, which the launchers add to the pair matrices' bytes.
 constexpr int kDotSharedBytes = 2 * kDotTile * (kDotTile + 1) * static_cast<int>(sizeof(float));
 
-// out[i * y_rows + j] = x_i . y_j for i < x_rows, j < y_rows, where x_i is row i of the
-// (rows, dim) array x. Tiled 32 x 32 over (i, j) and over d in chunks of 32 through shared
-// memory: each row is read from global memory once per tile, in coalesced 32-float runs, and d
-// may be any width (ESIM's 600 is past the head-dim limit of flash kernels). Ends with a barrier.
+// out[i * y_rows + j] = x_i . y_j for the 32 x 32 tile of (i, j) at (i0, j0), clipped to
+// i < x_rows, j < y_rows, where x_i is row i of the (rows, dim) array x. Over d in chunks of 32
+// through shared memory: each row is read from global memory once per tile, in coalesced 32-float
+// runs, and d may be any width (ESIM's 600 is past the head-dim limit of flash kernels).
 template <typename T>
-__device__ void pair_dots(const T* x, int64_t x_rows, const T* y, int64_t y_rows, int64_t dim,
-                          float* out) {
+__device__ void tile_dots(const T* x, int64_t x_rows, const T* y, int64_t y_rows, int64_t dim,
+                          int64_t i0, int64_t j0, float* out) {
   __shared__ float x_tile[kDotTile][kDotTile + 1];  // +1: column reads hit distinct banks
   __shared__ float y_tile[kDotTile][kDotTile + 1];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int64_t i0 = 0; i0 < x_rows; i0 += kDotTile)
-    for (int64_t j0 = 0; j0 < y_rows; j0 += kDotTile) {
-      float acc[kDotRowsPerThread] = {};  // out(i0 + warp + kPairWarps * r, j0 + lane)
-      for (int64_t c0 = 0; c0 < dim; c0 += kDotTile) {
-        const bool column_ok = c0 + lane < dim;
+  float acc[kDotRowsPerThread] = {};  // out(i0 + warp + kPairWarps * r, j0 + lane)
+  for (int64_t c0 = 0; c0 < dim; c0 += kDotTile) {
+    const bool column_ok = c0 + lane < dim;
 #pragma unroll
-        for (int r = 0; r < kDotRowsPerThread; ++r) {
-          const int row = warp + kPairWarps * r;
-          x_tile[row][lane] =
-              i0 + row < x_rows && column_ok ? to_float(x[(i0 + row) * dim + c0 + lane]) : 0.f;
-          y_tile[row][lane] =
-              j0 + row < y_rows && column_ok ? to_float(y[(j0 + row) * dim + c0 + lane]) : 0.f;
-        }
-        __syncthreads();
-#pragma unroll 8
-        for (int k = 0; k < kDotTile; ++k) {
-          const float y_value = y_tile[lane][k];
-#pragma unroll
-          for (int r = 0; r < kDotRowsPerThread; ++r)
-            acc[r] += x_tile[warp + kPairWarps * r][k] * y_value;
-        }
-        __syncthreads();
-      }
-#pragma unroll
-      for (int r = 0; r < kDotRowsPerThread; ++r) {
-        const int64_t i = i0 + warp + kPairWarps * r, j = j0 + lane;
-        if (i < x_rows && j < y_rows) out[i * y_rows + j] = acc[r];
-      }
+    for (int r = 0; r < kDotRowsPerThread; ++r) {
+      const int row = warp + kPairWarps * r;
+      x_tile[row][lane] =
+          i0 + row < x_rows && column_ok ? to_float(x[(i0 + row) * dim + c0 + lane]) : 0.f;
+      y_tile[row][lane] =
+          j0 + row < y_rows && column_ok ? to_float(y[(j0 + row) * dim + c0 + lane]) : 0.f;
     }
+    __syncthreads();
+#pragma unroll 8
+    for (int k = 0; k < kDotTile; ++k) {
+      const float y_value = y_tile[lane][k];
+#pragma unroll
+      for (int r = 0; r < kDotRowsPerThread; ++r)
+        acc[r] += x_tile[warp + kPairWarps * r][k] * y_value;
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < kDotRowsPerThread; ++r) {
+    const int64_t i = i0 + warp + kPairWarps * r, j = j0 + lane;
+    if (i < x_rows && j < y_rows) out[i * y_rows + j] = acc[r];
+  }
+}
+
+// Every tile of tile_dots, one after another. Ends with a barrier.
+template <typename T>
+__device__ void pair_dots(const T* x, int64_t x_rows, const T* y, int64_t y_rows, int64_t dim,
+                          float* out) {
+  for (int64_t i0 = 0; i0 < x_rows; i0 += kDotTile)
+    for (int64_t j0 = 0; j0 < y_rows; j0 += kDotTile)
+      tile_dots(x, x_rows, y, y_rows, dim, i0, j0, out);
   __syncthreads();
 }
 

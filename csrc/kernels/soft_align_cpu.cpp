@@ -14,14 +14,22 @@
 namespace dynbatch {
 namespace {
 
-// The matrix products of one pair's block: the primitives, or `matmul` where the block is large
-// enough for a blocked GEMM to win.
-template <typename C>
-struct BlockProducts {
-  CpuMatMul<C> matmul;  // null: never used
+// Lines per task when a pair's lines are shared between threads: enough elements that a task
+// outweighs handing it out.
+constexpr int64_t kElementsPerTask = int64_t{1} << 14;
 
-  BlockProducts(CpuMatMul<C> given, int64_t la, int64_t lb, int64_t dim)
-      : matmul(given != nullptr && la * lb * dim >= kCpuMatMulMinWork ? given : nullptr) {}
+// The work of one pair's block: its matrix products (the primitives, or the runtime's matmul
+// where the block is large enough for a blocked GEMM to win) and its loops over lines (on the
+// runtime's thread pool where it lends one).
+template <typename C>
+struct BlockWork {
+  CpuMatMul<C> matmul;  // null: never used
+  CpuParallelFor parallel_for;
+
+  BlockWork(const CpuRuntime<C>& runtime, int64_t la, int64_t lb, int64_t dim)
+      : matmul(runtime.matmul != nullptr && la * lb * dim >= kCpuMatMulMinWork ? runtime.matmul
+                                                                              : nullptr),
+        parallel_for(runtime.parallel_for) {}
 
   // out (m x n) = x (m x dim) y^T, y being (n x dim).
   void dots(const C* x, int64_t m, const C* y, int64_t n, int64_t dim, C* out) const {
@@ -38,29 +46,39 @@ struct BlockProducts {
     mix_rows(w, transposed ? 1 : inner, transposed ? rows : 1, rows, inner, x, dim, out,
              accumulate);
   }
+  // body(begin, end) over ranges covering [0, count) lines of `length` elements each.
+  template <typename F>
+  void lines(int64_t count, int64_t length, const F& body) const {
+    if (parallel_for == nullptr) return body(int64_t{0}, count);
+    parallel_for(count, std::max<int64_t>(1, kElementsPerTask / std::max<int64_t>(length, 1)), body);
+  }
 };
 
-// scores = A B^T (la x lb), then row-softmax into `rows` and column-softmax into `cols`.
-template <typename scalar_t>
-void alignment_probabilities(const BlockProducts<scalar_t>& products, const scalar_t* a,
-                             const scalar_t* b, int64_t la, int64_t lb, int64_t dim,
-                             scalar_t* rows, scalar_t* cols) {
-  products.dots(a, la, b, lb, dim, rows);
-  std::copy(rows, rows + la * lb, cols);
-  for (int64_t i = 0; i < la; ++i) {  // softmax over j
-    scalar_t* row = rows + i * lb;
-    const scalar_t top = *std::max_element(row, row + lb);
-    scalar_t sum = 0;
-    for (int64_t j = 0; j < lb; ++j) sum += (row[j] = std::exp(row[j] - top));
-    for (int64_t j = 0; j < lb; ++j) row[j] /= sum;
-  }
-  std::vector<scalar_t> top(lb, -std::numeric_limits<scalar_t>::infinity()), sum(lb, 0);
-  for (int64_t i = 0; i < la; ++i)  // softmax over i, walking rows for contiguous access
-    for (int64_t j = 0; j < lb; ++j) top[j] = std::max(top[j], cols[i * lb + j]);
-  for (int64_t i = 0; i < la; ++i)
-    for (int64_t j = 0; j < lb; ++j) sum[j] += (cols[i * lb + j] = std::exp(cols[i * lb + j] - top[j]));
-  for (int64_t i = 0; i < la; ++i)
-    for (int64_t j = 0; j < lb; ++j) cols[i * lb + j] /= sum[j];
+// scores = A B^T (la x lb) into `rows`, then column-softmax into `cols` and row-softmax in place.
+// Columns are walked row by row over a range of them, for contiguous access.
+template <typename C>
+void alignment_probabilities(const BlockWork<C>& work, const C* a, const C* b, int64_t la,
+                             int64_t lb, int64_t dim, C* rows, C* cols) {
+  work.dots(a, la, b, lb, dim, rows);
+  work.lines(lb, la, [&](int64_t j0, int64_t j1) {  // softmax over i
+    std::vector<C> top(j1 - j0, -std::numeric_limits<C>::infinity()), sum(j1 - j0, 0);
+    for (int64_t i = 0; i < la; ++i)
+      for (int64_t j = j0; j < j1; ++j) top[j - j0] = std::max(top[j - j0], rows[i * lb + j]);
+    for (int64_t i = 0; i < la; ++i)
+      for (int64_t j = j0; j < j1; ++j)
+        sum[j - j0] += (cols[i * lb + j] = std::exp(rows[i * lb + j] - top[j - j0]));
+    for (int64_t i = 0; i < la; ++i)
+      for (int64_t j = j0; j < j1; ++j) cols[i * lb + j] /= sum[j - j0];
+  });
+  work.lines(la, lb, [&](int64_t i0, int64_t i1) {  // softmax over j
+    for (int64_t i = i0; i < i1; ++i) {
+      C* row = rows + i * lb;
+      const C top = *std::max_element(row, row + lb);
+      C sum = 0;
+      for (int64_t j = 0; j < lb; ++j) sum += (row[j] = std::exp(row[j] - top));
+      for (int64_t j = 0; j < lb; ++j) row[j] /= sum;
+    }
+  });
 }
 
 template <typename T>
@@ -103,7 +121,7 @@ void store_rows(const C* computed, T* out, int64_t count) {
 // rows in float.
 template <typename C>
 struct Scratch {
-  std::vector<C> rows, cols, d_rows, d_cols, d_scores, col_dot;
+  std::vector<C> rows, cols, d_rows, d_cols, d_scores;
   std::vector<C> a, b, grad_a_tilde, grad_b_tilde, out_a, out_b;
 };
 
@@ -111,7 +129,7 @@ struct Scratch {
 
 template <typename T>
 void soft_align_forward_cpu(const SoftAlignForwardParams<T>& p, int64_t begin, int64_t end,
-                            CpuMatMul<compute_t<T>> matmul) {
+                            const CpuRuntime<compute_t<T>>& runtime) {
   using C = compute_t<T>;
   const int64_t d = p.dim;
   if (d == 0) return;  // the outputs hold no elements
@@ -131,10 +149,10 @@ void soft_align_forward_cpu(const SoftAlignForwardParams<T>& p, int64_t begin, i
     C* out_b = rows_out<C>(b_tilde, lb * d, s.out_b);
     s.rows.resize(la * lb);
     s.cols.resize(la * lb);
-    const BlockProducts<C> products(matmul, la, lb, d);
-    alignment_probabilities(products, a, b, la, lb, d, s.rows.data(), s.cols.data());
-    products.mix(s.rows.data(), false, la, lb, b, d, out_a, false);  // P B
-    products.mix(s.cols.data(), true, lb, la, a, d, out_b, false);   // Q^T A
+    const BlockWork<C> work(runtime, la, lb, d);
+    alignment_probabilities(work, a, b, la, lb, d, s.rows.data(), s.cols.data());
+    work.mix(s.rows.data(), false, la, lb, b, d, out_a, false);  // P B
+    work.mix(s.cols.data(), true, lb, la, a, d, out_b, false);   // Q^T A
     store_rows(out_a, a_tilde, la * d);
     store_rows(out_b, b_tilde, lb * d);
     zero_rows(a_tilde, la, p.max_len_a, d);
@@ -148,7 +166,7 @@ void soft_align_forward_cpu(const SoftAlignForwardParams<T>& p, int64_t begin, i
 //   dA = dE B + Q gB~,  dB = dE^T A + P^T gA~
 template <typename T>
 void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin, int64_t end,
-                             CpuMatMul<compute_t<T>> matmul) {
+                             const CpuRuntime<compute_t<T>>& runtime) {
   using C = compute_t<T>;
   const int64_t d = p.dim;
   if (d == 0) return;
@@ -172,27 +190,30 @@ void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin,
     for (auto* v : {&s.rows, &s.cols, &s.d_rows, &s.d_cols, &s.d_scores}) v->resize(area);
     C *rows = s.rows.data(), *cols = s.cols.data(), *d_scores = s.d_scores.data();
     C *d_rows = s.d_rows.data(), *d_cols = s.d_cols.data();
-    const BlockProducts<C> products(matmul, la, lb, d);
-    alignment_probabilities(products, a, b, la, lb, d, rows, cols);
-    products.dots(g_at, la, b, lb, d, d_rows);  // dP = gA~ B^T
-    products.dots(a, la, g_bt, lb, d, d_cols);  // dQ = A gB~^T
-    for (int64_t i = 0; i < la; ++i) {
-      C dot = 0;
-      for (int64_t j = 0; j < lb; ++j) dot += d_rows[i * lb + j] * rows[i * lb + j];
-      for (int64_t j = 0; j < lb; ++j)
-        d_scores[i * lb + j] = rows[i * lb + j] * (d_rows[i * lb + j] - dot);
-    }
-    s.col_dot.assign(lb, 0);
-    C* col_dot = s.col_dot.data();
-    for (int64_t i = 0; i < la; ++i)
-      for (int64_t j = 0; j < lb; ++j) col_dot[j] += d_cols[i * lb + j] * cols[i * lb + j];
-    for (int64_t i = 0; i < la; ++i)
-      for (int64_t j = 0; j < lb; ++j)
-        d_scores[i * lb + j] += cols[i * lb + j] * (d_cols[i * lb + j] - col_dot[j]);
-    products.mix(d_scores, false, la, lb, b, d, out_a, false);  // dE B
-    products.mix(cols, false, la, lb, g_bt, d, out_a, true);    // + Q gB~
-    products.mix(d_scores, true, lb, la, a, d, out_b, false);   // dE^T A
-    products.mix(rows, true, lb, la, g_at, d, out_b, true);     // + P^T gA~
+    const BlockWork<C> work(runtime, la, lb, d);
+    alignment_probabilities(work, a, b, la, lb, d, rows, cols);
+    work.dots(g_at, la, b, lb, d, d_rows);  // dP = gA~ B^T
+    work.dots(a, la, g_bt, lb, d, d_cols);  // dQ = A gB~^T
+    work.lines(la, lb, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        C dot = 0;
+        for (int64_t j = 0; j < lb; ++j) dot += d_rows[i * lb + j] * rows[i * lb + j];
+        for (int64_t j = 0; j < lb; ++j)
+          d_scores[i * lb + j] = rows[i * lb + j] * (d_rows[i * lb + j] - dot);
+      }
+    });
+    work.lines(lb, la, [&](int64_t j0, int64_t j1) {  // columns, walked row by row
+      std::vector<C> col_dot(j1 - j0, 0);
+      for (int64_t i = 0; i < la; ++i)
+        for (int64_t j = j0; j < j1; ++j) col_dot[j - j0] += d_cols[i * lb + j] * cols[i * lb + j];
+      for (int64_t i = 0; i < la; ++i)
+        for (int64_t j = j0; j < j1; ++j)
+          d_scores[i * lb + j] += cols[i * lb + j] * (d_cols[i * lb + j] - col_dot[j - j0]);
+    });
+    work.mix(d_scores, false, la, lb, b, d, out_a, false);  // dE B
+    work.mix(cols, false, la, lb, g_bt, d, out_a, true);    // + Q gB~
+    work.mix(d_scores, true, lb, la, a, d, out_b, false);   // dE^T A
+    work.mix(rows, true, lb, la, g_at, d, out_b, true);     // + P^T gA~
     store_rows(out_a, g_a, la * d);
     store_rows(out_b, g_b, lb * d);
     zero_rows(g_a, la, p.max_len_a, d);
@@ -202,9 +223,9 @@ void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin,
 
 #define DYNBATCH_INSTANTIATE(T)                                                                  \
   template void soft_align_forward_cpu<T>(const SoftAlignForwardParams<T>&, int64_t, int64_t,     \
-                                          CpuMatMul<compute_t<T>>);                                \
+                                          const CpuRuntime<compute_t<T>>&);                        \
   template void soft_align_backward_cpu<T>(const SoftAlignBackwardParams<T>&, int64_t, int64_t,   \
-                                           CpuMatMul<compute_t<T>>);
+                                           const CpuRuntime<compute_t<T>>&);
 DYNBATCH_CPU_TYPES(DYNBATCH_INSTANTIATE)
 
 }  // namespace dynbatch

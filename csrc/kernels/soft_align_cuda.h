@@ -11,8 +11,10 @@
 
 namespace dynbatch {
 
-// Floats of float32 workspace the launcher needs on the current device (0 when each pair's
-// matrices fit in shared memory; else matrices * max_len_a * max_len_b per pair). The launchers
+// Floats of float32 workspace the launcher needs on the current device: 0 when it runs one block
+// per pair and each pair's matrices fit in shared memory; else matrices * max_len_a * max_len_b
+// per pair (also when it splits each pair over many blocks, for a batch too small to fill the
+// device: soft_align_split.cuh). The launchers
 // take `workspace` of at least that many floats (nullptr when 0). The backward recomputes the
 // probabilities (soft_align_kernels.cuh says why).
 cudaError_t soft_align_forward_workspace(int64_t batch, int64_t max_len_a, int64_t max_len_b,

@@ -3,7 +3,8 @@
 // (bench/soft_align_probs.cu). No torch header.
 //
 // One launch per pass, one thread block per pair (striding over the batch), every step of the
-// pair done by the same block over its valid la x lb block only:
+// pair done by the same block over its valid la x lb block only (soft_align_split.cuh splits the
+// pairs of a batch too small for this to fill the GPU):
 //   S = A B^T once (both softmaxes read it), P_col = softmax_i(S), P_row = softmax_j(S),
 //   a~ = P_row B, b~ = P_col^T A; rows past a length are written as 0, never computed.
 // The pair's matrices stay on chip (dynamic shared memory) unless they are too large, and then
@@ -53,14 +54,6 @@ inline cudaError_t plan_scratch(int64_t batch, int64_t max_a, int64_t max_b, int
   else
     out.workspace_floats = batch * out.floats_per_pair;
   return cudaSuccess;
-}
-
-inline cudaError_t workspace_floats(int64_t batch, int64_t max_a, int64_t max_b, int matrices,
-                                    int64_t* floats) {
-  Scratch scratch;
-  const cudaError_t status = plan_scratch(batch, max_a, max_b, matrices, scratch);
-  *floats = status == cudaSuccess ? scratch.workspace_floats : 0;
-  return status;
 }
 
 // Pair n of the batch: its lengths (the kernel stops on one out of range), where its rows start

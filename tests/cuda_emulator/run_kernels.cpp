@@ -2,7 +2,8 @@
 // a plain float64 reference: soft_align and masked_pool, forward and backward, in float, half and
 // bfloat16, on ragged batches with empty texts, lengths past a 32-wide tile, d = 600, and NaN in
 // every padded position (which the kernels must never read); soft_align with each pair's matrices
-// in shared memory and in the global workspace. Prints "<n> checks, <k> failures".
+// in shared memory and in the global workspace, and with pairs split over many blocks. Prints
+// "<n> checks, <k> failures".
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -25,6 +26,7 @@ using dynbatch::SoftAlignForwardParams;
 using Vec = std::vector<double>;
 
 int checks = 0, failures = 0;
+int split_runs = 0;  // soft_align forwards that took the split path (more than one launch)
 
 // The kernels' own conversions of the storage types (round to nearest, ties to even).
 using dynbatch::cuda::from_float;
@@ -179,7 +181,9 @@ void check_soft_align(const std::string& label, std::vector<std::pair<int64_t, i
   fp.a = a.data(), fp.b = b.data(), fp.len_a = p.len_a.data(), fp.len_b = p.len_b.data();
   fp.batch = p.batch, fp.max_len_a = p.max_a, fp.max_len_b = p.max_b, fp.dim = dim;
   fp.a_tilde = a_t.data(), fp.b_tilde = b_t.data();
+  const int launches_before = emu::launches;
   if (dynbatch::launch_soft_align_forward(fp, pointer(forward_workspace), nullptr) != cudaSuccess) ++failures;
+  split_runs += emu::launches - launches_before > 1;
   SoftAlignBackwardParams<T> bp;
   static_cast<dynbatch::SoftAlignParams<T>&>(bp) = fp;
   bp.grad_a_tilde = g_a.data(), bp.grad_b_tilde = g_b.data();
@@ -252,11 +256,16 @@ void check_masked_pool(const std::string& label, std::vector<int64_t> len, int64
 
 template <typename T>
 void check_all(std::mt19937& rng) {
-  // Each pair's matrices in shared memory (an H100's opt-in limit), then in the global workspace
-  // (a device with too little shared memory for them).
-  for (const int optin : {227 * 1024, 1024}) {
-    emu::shared_memory_optin_bytes = optin;
-    const std::string where = optin > 1024 ? ", shared" : ", workspace";
+  // One block per pair with its matrices in shared memory (an H100's opt-in limit, on a device of
+  // one SM: never split), then in the global workspace (a device with too little shared memory
+  // for them); then on an H100's 132 SMs, where the small batches of pairs longer than a tile are
+  // split over many blocks (soft_align_split.cuh). In the split configuration the
+  // saved-probabilities check compares the split path's bits with the per-pair kernels'.
+  struct Device { const char* name; int optin, sms; };
+  for (const Device device : {Device{", shared", 227 * 1024, 1}, Device{", workspace", 1024, 1},
+                              Device{", split", 227 * 1024, 132}}) {
+    emu::shared_memory_optin_bytes = device.optin, emu::multiprocessor_count = device.sms;
+    const std::string where = device.name;
     // Ordinary, length 1 either side, empty either side, both empty.
     const std::vector<std::pair<int64_t, int64_t>> edges = {{3, 4}, {1, 5}, {4, 1}, {0, 3}, {2, 0}, {0, 0}, {5, 6}, {1, 1}};
     check_soft_align<T>("edge lengths, d=7" + where, edges, 7, 1.0, rng);
@@ -264,10 +273,14 @@ void check_all(std::mt19937& rng) {
     check_soft_align<T>("past one tile, d=40" + where, {{33, 17}, {16, 16}, {17, 40}, {1, 33}}, 40, 0.3, rng);
     check_soft_align<T>("ESIM width d=600" + where, {{21, 9}, {3, 18}}, 600, 0.1, rng);
     check_soft_align<T>("large scores, d=7" + where, {{6, 5}, {2, 7}}, 7, 8.0, rng);
+    // Several tiles, line groups and row groups of the split kernels per pair, partial ones at
+    // the edges, and empty sides among them.
+    check_soft_align<T>("long pairs, d=24" + where, {{70, 45}, {0, 40}, {38, 0}, {1, 66}, {50, 1}}, 24, 0.3, rng);
+    check_soft_align<T>("long ESIM pairs, d=600" + where, {{40, 9}, {3, 35}}, 600, 0.05, rng);
   }
   // Matrices past 48 KiB: the launcher must opt in to that much shared memory (else the emulator,
   // like CUDA, refuses the launch). Backward: 4 * 61 * 66 floats = 64 KiB.
-  emu::shared_memory_optin_bytes = 227 * 1024;
+  emu::shared_memory_optin_bytes = 227 * 1024, emu::multiprocessor_count = 1;
   check_soft_align<T>("opt-in shared memory, d=5", {{60, 64}, {7, 3}}, 5, 0.5, rng);
   check_masked_pool<T>("edge lengths, d=7", {3, 1, 0, 5, 0, 2}, 7, rng);
   check_masked_pool<T>("d=300, 3 blocks of features", {17, 1, 40}, 300, rng);
@@ -281,6 +294,7 @@ int main() {
   check_all<float>(rng);
   check_all<__half>(rng);
   check_all<__nv_bfloat16>(rng);
+  std::printf("%d soft_align runs split\n", split_runs);
   std::printf("%d checks, %d failures\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -1,5 +1,5 @@
-// soft_align and its backward on the CPU (kernels/soft_align_cpu.cpp), pairs in parallel on
-// torch's thread pool, long blocks through torch's matrix product; registered below.
+// soft_align and its backward on the CPU (kernels/soft_align_cpu.cpp), on torch's thread pool,
+// long blocks through torch's matrix product; registered below.
 #include <ATen/CPUFunctions.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -34,6 +34,25 @@ void torch_matmul(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
     at::cpu::mm_out(out, lhs, rhs);
 }
 
+void torch_parallel_for(int64_t count, int64_t grain,
+                        const std::function<void(int64_t, int64_t)>& body) {
+  at::parallel_for(0, count, grain, body);
+}
+
+// Pairs in parallel on torch's thread pool; or, for fewer pairs than threads, one pair after
+// another with each pair's lines on the pool (a call of `kernel` inside at::parallel_for would
+// find itself in a parallel region, where the pool runs everything inline).
+template <typename C, typename Params, typename Kernel>
+void run_pairs(const Params& params, Kernel kernel) {
+  if (params.batch < at::get_num_threads() && !at::in_parallel_region()) {
+    kernel(params, 0, params.batch, CpuRuntime<C>{&torch_matmul<C>, &torch_parallel_for});
+    return;
+  }
+  at::parallel_for(0, params.batch, 1, [&](int64_t begin, int64_t end) {
+    kernel(params, begin, end, CpuRuntime<C>{&torch_matmul<C>, nullptr});
+  });
+}
+
 std::tuple<at::Tensor, at::Tensor> soft_align(const at::Tensor& a_in, const at::Tensor& b_in,
                                               const at::Tensor& len_a_in,
                                               const at::Tensor& len_b_in) {
@@ -43,10 +62,8 @@ std::tuple<at::Tensor, at::Tensor> soft_align(const at::Tensor& a_in, const at::
   at::Tensor a_tilde = at::empty_like(a), b_tilde = at::empty_like(b);
   DYNBATCH_DISPATCH(DYNBATCH_CPU_TYPES, a, "soft_align", "CPU", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const auto params = soft_align_forward_params<T>(a, b, len_a, len_b, a_tilde, b_tilde);
-    at::parallel_for(0, params.batch, 1, [&](int64_t begin, int64_t end) {
-      soft_align_forward_cpu(params, begin, end, &torch_matmul<compute_t<T>>);
-    });
+    run_pairs<compute_t<T>>(soft_align_forward_params<T>(a, b, len_a, len_b, a_tilde, b_tilde),
+                            &soft_align_forward_cpu<T>);
   });
   return {a_tilde, b_tilde};
 }
@@ -64,11 +81,9 @@ std::tuple<at::Tensor, at::Tensor> soft_align_backward(
   at::Tensor grad_a = at::empty_like(a), grad_b = at::empty_like(b);
   DYNBATCH_DISPATCH(DYNBATCH_CPU_TYPES, a, "soft_align", "CPU", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const auto params = soft_align_backward_params<T>(grad_a_tilde, grad_b_tilde, a, b, len_a,
-                                                      len_b, grad_a, grad_b);
-    at::parallel_for(0, params.batch, 1, [&](int64_t begin, int64_t end) {
-      soft_align_backward_cpu(params, begin, end, &torch_matmul<compute_t<T>>);
-    });
+    run_pairs<compute_t<T>>(soft_align_backward_params<T>(grad_a_tilde, grad_b_tilde, a, b,
+                                                          len_a, len_b, grad_a, grad_b),
+                            &soft_align_backward_cpu<T>);
   });
   return {grad_a, grad_b};
 }

@@ -11,6 +11,8 @@ built-in distribution of the same shape) and ESIM's width d = 600. Paths, all in
                         CUDA with the memory-efficient backend, the one that takes d = 600)
 On CUDA also the bandwidth floor: the time to read every op's inputs once and write its outputs
 once (forward and backward of both ops) at the device copy bandwidth measured in the same run.
+Then the long-sequence grid of long_sequences.py (batch sizes under one quadratic budget, and
+widths), in float32.
 """
 from __future__ import annotations
 
@@ -18,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import corpora, ops
 from ..batching.memory import peak_bytes
 from ..ops import reference
-from . import figures
+from . import figures, long_sequences
+from .pair_paths import pair_loss, sdpa_align
 from .targets import target
 from .timing import compare
 
@@ -41,43 +43,12 @@ def pair_lengths(batch: int, data_dir: Path | None, seed: int) -> tuple[np.ndarr
     return np.maximum(pool[rows], 1), source
 
 
-def _sdpa_align(a, b, len_a, len_b):
-    if a.is_cuda:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
-            return _sdpa_pair(a, b, len_a, len_b)
-    return _sdpa_pair(a, b, len_a, len_b)
-
-
-def _sdpa_pair(a, b, len_a, len_b):
-    valid_a = reference.length_mask(len_a, a.shape[1])
-    valid_b = reference.length_mask(len_b, b.shape[1])
-    # (B, 1 head, L, d): the fused CUDA backends take 4-D inputs only (3-D finds no kernel).
-    a4, b4 = a[:, None], b[:, None]
-    a_tilde = F.scaled_dot_product_attention(a4, b4, b4, attn_mask=valid_b[:, None, None, :],
-                                             scale=1.0)[:, 0]  # fmt: skip
-    b_tilde = F.scaled_dot_product_attention(b4, a4, a4, attn_mask=valid_a[:, None, None, :],
-                                             scale=1.0)[:, 0]  # fmt: skip
-    return a_tilde * valid_a[..., None], b_tilde * valid_b[..., None]
-
-
-def pair_loss(align, pool):
-    """The benchmark's step loss: soft_align, then masked_pool of both sides, summed."""
-
-    def loss(a, b, len_a, len_b):
-        a_tilde, b_tilde = align(a, b, len_a, len_b)
-        return pool(a_tilde, len_a).sum() + pool(b_tilde, len_b).sum()
-
-    return loss
-
-
 def losses() -> dict:
     return {
         "fused": pair_loss(ops.soft_align, ops.masked_pool),
         "eager reference": pair_loss(reference.soft_align, reference.masked_pool),
         "compiled reference": torch.compile(pair_loss(reference.soft_align, reference.masked_pool)),
-        "SDPA pair": pair_loss(_sdpa_align, reference.masked_pool),
+        "SDPA pair": pair_loss(sdpa_align, reference.masked_pool),
     }
 
 
@@ -222,7 +193,7 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu",
     dtypes = (torch.float32, torch.bfloat16) if on_cuda else (torch.float32,)
     bandwidth = copy_bandwidth(device) if on_cuda else None
     if progress is not None:
-        progress.reset(total=len(batches) * len(dtypes))
+        progress.reset(total=len(batches) * len(dtypes) + long_sequences.points_in(mode))
     sections, plots = [], []
     figures = {"device": device, "dim": dim, "copy_bandwidth_bytes_per_second": bandwidth,
                "sections": sections, "plots": plots}  # fmt: skip
@@ -247,4 +218,7 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu",
         plot_path = out_dir / ("ops.png" if dtype == torch.float32 else f"ops-{name}.png")
         plot(results, plot_path, f"soft_align + masked_pool, d={dim}, {device}, {name}")
         plots.append(plot_path.name)
+    figures["long_sequences"] = long_sequences.run(mode=mode, device=device, out_dir=out_dir,
+                                                   progress=progress)
+    plots += figures["long_sequences"]["plots"]
     return figures

@@ -1,6 +1,8 @@
 """The bench's results as text tables, one per section, printed as each section ends."""
 from __future__ import annotations
 
+from . import long_sequences
+
 
 def target_line(name: str, t: dict, digits: int = 3, unit: str = "") -> str:
     verdict = "met" if t["met"] else "MISSED"
@@ -60,6 +62,8 @@ def ops_table(ops: dict) -> str:
         lines.append("  (x) = how many times longer than fused")
         lines += [target_line(f"fused {name}", t, 2, "x") for name, t in section["targets"].items()]
         lines.append("")
+    if "long_sequences" in ops:
+        lines.append(long_sequences.table(ops["long_sequences"]))
     return "\n".join(lines)
 
 

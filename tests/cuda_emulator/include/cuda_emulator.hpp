@@ -9,8 +9,9 @@
 // because blocks run one at a time; dynamic shared memory is one buffer per launch, filled with
 // NaN before every block (a read of an entry the block did not write shows). A launch that asks
 // for more dynamic shared memory than 48 KiB, or than the kernel opted in to, aborts, as CUDA
-// refuses it. emu::shared_memory_optin_bytes is what the device "has" (an H100's by default);
-// the harness lowers it to send the kernels down their no-shared-memory paths.
+// refuses it. emu::shared_memory_optin_bytes and emu::multiprocessor_count are what the device
+// "has" (an H100's by default); the harness changes them to send the kernels down each of their
+// paths (no shared memory; one block per pair or pairs split over blocks).
 // What this cannot show: data races between real threads, memory-model effects and speed
 // (compute-sanitizer and the benchmark, on a GPU, do).
 #pragma once
@@ -39,7 +40,7 @@ using cudaError_t = int;
 constexpr cudaError_t cudaSuccess = 0;
 constexpr cudaError_t cudaErrorInvalidValue = 1;
 using cudaStream_t = struct CUstream_st*;
-enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 
 #define __global__
@@ -55,6 +56,8 @@ constexpr size_t kStackBytes = size_t{1} << 17;  // per thread; the kernels' fra
 constexpr int kDefaultDynamicSharedBytes = 48 * 1024;
 
 inline int shared_memory_optin_bytes = 227 * 1024;
+inline int multiprocessor_count = 132;
+inline int launches = 0;  // kernel launches so far, for the harness to see which path ran
 
 // Dynamic shared memory a kernel has opted in to (cudaFuncSetAttribute), by kernel address.
 inline std::map<const void*, int>& dynamic_shared_limits() {
@@ -183,6 +186,7 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_byte
                  "kernel's %zu (cudaFuncSetAttribute raises it)\n", shared_bytes, shared_limit);
     std::abort();
   }
+  ++launches;
   Grid g;
   g.dynamic_shared.resize(shared_bytes);
   g.grid = grid;
@@ -234,9 +238,12 @@ inline cudaError_t cudaGetDevice(int* device) {
   return cudaSuccess;
 }
 inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int device) {
-  if (attribute != cudaDevAttrMaxSharedMemoryPerBlockOptin || device != 0) return cudaErrorInvalidValue;
-  *value = ::emu::shared_memory_optin_bytes;
-  return cudaSuccess;
+  if (device != 0) return cudaErrorInvalidValue;
+  switch (attribute) {
+    case cudaDevAttrMultiProcessorCount: *value = ::emu::multiprocessor_count; return cudaSuccess;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = ::emu::shared_memory_optin_bytes; return cudaSuccess;
+  }
+  return cudaErrorInvalidValue;
 }
 template <typename... Params>
 cudaError_t cudaFuncSetAttribute(void (*kernel)(Params...), cudaFuncAttribute attribute, int value) {
@@ -266,7 +273,7 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   if (device != 0) return cudaErrorInvalidValue;
   *prop = cudaDeviceProp{};
   std::snprintf(prop->name, sizeof prop->name, "CPU emulator");
-  prop->l2CacheSize = 1 << 20, prop->multiProcessorCount = 1;
+  prop->l2CacheSize = 1 << 20, prop->multiProcessorCount = ::emu::multiprocessor_count;
   return cudaSuccess;
 }
 inline cudaError_t cudaDriverGetVersion(int* version) { return *version = 0, cudaSuccess; }
