@@ -34,6 +34,15 @@ def test_every_batch_and_path_is_a_cell_of_the_table(results, capsys):
         eager = r["paths"]["eager reference"]["seconds"]
         assert cells[3] == f"{markdown.duration(eager)} ({r['speedup_of_fused']['eager reference']:.1f}x)"
     assert data["environment"]["cpu"] in text and "tiny mode" in text
+    grid = data["ops"]["long_sequences"]  # then the long-sequence grid, a row per point
+    assert "| B | L | d | fused | eager reference | `torch.compile` of it | padded / valid work |" in text
+    for p in grid["points"]:
+        row = next(line for line in lines if line.startswith(f"| {p['batch']} | {p['max_len']} | {p['dim']} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[3] == f"**{markdown.duration(p['seconds']['fused'])}**"
+        assert cells[-1] == f"{p['fused_over_mm']:.2f}"
+    for name, t in grid["targets"].items():
+        assert f"- fused {name}: worst {t['measured']:.2f} at {t['at']}" in text
 
 
 def test_gpu_results_get_the_floor_column_provenance_and_targets(results):

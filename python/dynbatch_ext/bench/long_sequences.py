@@ -36,12 +36,15 @@ from .timing import compare
 
 FLOPS_PER_MULTIPLY_ADD_AND_PASS = 20  # 2 flops a multiply-add, 10 matrix products
 
-# Per mode: the quadratic budget B * L**2, the batch sizes along it, the widths, and repeats.
+# Per mode: the quadratic budget B * L**2, the batch sizes along it, the widths, and the fewest
+# alternating runs per point; a point whose fused step is short gets more, up to MAX_REPEATS, so
+# that its runs add up to RUN_SECONDS of fused time (short steps are the noisiest).
 GRIDS = {
     "full": (64 * 128**2, (1, 4, 16, 64, 256, 1024), (64, 256, 1024), 3),
     "quick": (64 * 128**2, (4, 256), (256,), 3),
     "tiny": (4 * 16**2, (1, 4), (16,), 1),
 }
+RUN_SECONDS, MAX_REPEATS = 0.5, 15
 # The issue's targets, on the CPU in float32, at every point of the grid.
 CPU_TARGETS = {"eager reference": 1.5, "compiled reference": 1.2}
 MIN_FUSED_OVER_MM = 0.6  # of torch.mm's GFLOP/s, at L >= 256
@@ -67,7 +70,8 @@ def inputs(batch: int, length: int, dim: int, device: str = "cpu", seed: int = 0
 
 def measure(batch: int, length: int, dim: int, repeats: int, device: str = "cpu",
             compiled=None, seed: int = 0) -> dict:
-    """One point of the grid. `compiled`: the compiled reference to time (None: not timed)."""
+    """One point of the grid, from at least `repeats` alternating runs of each path (see
+    RUN_SECONDS). `compiled`: the compiled reference to time (None: not timed)."""
     a, b, len_a, len_b = inputs(batch, length, dim, device, seed)
     max_a, max_b = a.shape[1], b.shape[1]
     losses = {"fused": pair_loss(ops.soft_align, ops.masked_pool),
@@ -92,11 +96,14 @@ def measure(batch: int, length: int, dim: int, repeats: int, device: str = "cpu"
         _sync(device)
 
     candidates = {name: (lambda loss=loss: step(loss)) for name, loss in losses.items()}
+    first = compare({"fused": candidates["fused"]}, repeats=1, warmup=1)["fused"]
+    repeats = max(repeats, min(MAX_REPEATS, math.ceil(RUN_SECONDS / first)))
     seconds = compare({**candidates, "torch.mm": mm}, repeats=repeats, warmup=1)
     fused_gflops = flops / seconds["fused"] / 1e9
     mm_gflops = 2 * side * side * dim / seconds["torch.mm"] / 1e9
     return {
         "batch": batch, "max_len": length, "dim": dim, "padded_len_a": max_a, "padded_len_b": max_b,
+        "repeats": repeats,
         "seconds": {name: seconds[name] for name in losses},
         "over_fused": {name: seconds[name] / seconds["fused"] for name in losses if name != "fused"},
         "padded_over_valid_work": batch * max_a * max_b / valid,
@@ -179,7 +186,7 @@ def run(*, mode: str, device: str = "cpu", out_dir: Path | None = None, progress
             points.append(measure(batch, length, dim, repeats, device, compiled))
             if progress is not None:
                 progress.update()
-    grid = {"device": device, "budget": budget, "repeats": repeats, "points": points,
+    grid = {"device": device, "budget": budget, "min_repeats": repeats, "points": points,
             "targets": targets(points, device), "plots": []}  # fmt: skip
     if out_dir is not None:
         plot(grid, out_dir / "long_sequences.png")

@@ -3,8 +3,9 @@
     python -m dynbatch_ext.bench.markdown bench-results/results.json
 
 prints where and when it was measured, one table per dtype (median time of each path, how many
-times longer than fused, fused over the bandwidth floor where measured) and the targets, so that
-a table in the README is copied from a committed results file rather than typed.
+times longer than fused, fused over the bandwidth floor where measured) and the targets, then the
+long-sequence grid and its targets, so that a table in the README is copied from a committed
+results file rather than typed.
 """
 from __future__ import annotations
 
@@ -62,6 +63,27 @@ def target_lines(section: dict) -> list[str]:
             f"{'met' if t['met'] else 'MISSED'})" for name, t in section["targets"].items()]  # fmt: skip
 
 
+def grid_table(grid: dict) -> str:
+    """The long-sequence grid: a row per point, each path's time and how many times longer than
+    fused, padded / valid work, and the fused and torch.mm throughputs."""
+    others = list(grid["points"][0]["over_fused"])
+    header = ["B", "L", "d", "fused", *(COLUMNS.get(n, n) for n in others), "padded / valid work",
+              "fused GFLOP/s", "`torch.mm` GFLOP/s", "fused / mm"]  # fmt: skip
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for p in grid["points"]:
+        cells = [str(p["batch"]), str(p["max_len"]), str(p["dim"]), f"**{duration(p['seconds']['fused'])}**"]
+        cells += [f"{duration(p['seconds'][n])} ({p['over_fused'][n]:.2f}x)" for n in others]
+        cells += [f"{p['padded_over_valid_work']:.2f}x", f"{p['fused_gflops']:.1f}", f"{p['mm_gflops']:.1f}",
+                  f"{p['fused_over_mm']:.2f}"]  # fmt: skip
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def grid_target_lines(grid: dict) -> list[str]:
+    return [f"- fused {name}: worst {t['measured']:.2f} at {t['at']} (target {t['op']} {t['value']}, "
+            f"{'met' if t['met'] else 'MISSED'})" for name, t in grid["targets"].items()]  # fmt: skip
+
+
 def render(results: dict) -> str:
     if "ops" not in results:
         raise ValueError("this results file has no ops section (run bench with --sections ops)")
@@ -81,6 +103,16 @@ def render(results: dict) -> str:
         parts.append(ops_table(section))
         if section["targets"]:
             parts.append("\n".join(target_lines(section)))
+    grid = ops.get("long_sequences")
+    if grid:
+        parts.append(f"**Long sequences**, float32, on {grid['device']}: B pairs padded to L with "
+                     f"B * L^2 = {grid['budget']:,}, valid lengths in [L/2, L]; median of "
+                     f"{min(p['repeats'] for p in grid['points'])} to "
+                     f"{max(p['repeats'] for p in grid['points'])} alternating runs (the shorter "
+                     "steps more).")  # fmt: skip
+        parts.append(grid_table(grid))
+        if grid["targets"]:
+            parts.append("\n".join(grid_target_lines(grid)))
     return "\n\n".join(parts) + "\n"
 
 
