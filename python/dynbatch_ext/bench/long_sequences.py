@@ -44,7 +44,7 @@ GRIDS = {
     "quick": (64 * 128**2, (4, 256), (256,), 3),
     "tiny": (4 * 16**2, (1, 4), (16,), 1),
 }
-RUN_SECONDS, MAX_REPEATS = 0.5, 15
+RUN_SECONDS, MAX_REPEATS = 0.25, 7
 # The targets, on the CPU in float32, at every point of the grid.
 CPU_TARGETS = {"eager reference": 1.5, "compiled reference": 1.2}
 MIN_FUSED_OVER_MM = 0.6  # of torch.mm's GFLOP/s, at L >= 256
