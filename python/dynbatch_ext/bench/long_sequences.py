@@ -156,8 +156,10 @@ def plot(grid: dict, path: Path) -> None:
                   label=f"padded / valid work, d={dim}")  # fmt: skip
         right.plot(batches, [p["fused_gflops"] for p in at], "o-", color=color, label=f"fused, d={dim}")
         right.plot(batches, [p["mm_gflops"] for p in at], "x:", color=color, label=f"torch.mm, d={dim}")
-    for value in CPU_TARGETS.values():
+    for name, value in CPU_TARGETS.items():
         left.axhline(value, color="grey", linewidth=0.8)
+        left.annotate(f"target vs {name.split()[0]}: {value}x", (0.01, value), xycoords=("axes fraction", "data"),
+                      fontsize=7, color="grey", va="bottom")  # fmt: skip
     ticks = sorted({p["batch"] for p in points})
     lengths = {p["batch"]: p["max_len"] for p in points}
     for axis in (left, right):
