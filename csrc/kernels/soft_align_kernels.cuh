@@ -37,14 +37,20 @@ struct Scratch {
   int64_t floats_per_pair = 0;
 };
 
+// `attribute` of the current device.
+inline cudaError_t current_device_attribute(cudaDeviceAttr attribute, int& value) {
+  int device = 0;
+  const cudaError_t status = cudaGetDevice(&device);
+  return status == cudaSuccess ? cudaDeviceGetAttribute(&value, attribute, device) : status;
+}
+
 // Shared memory when the matrices fit in half of what a block may opt in to, so that at least
 // two blocks share an SM and one's memory traffic overlaps the other's barriers.
 inline cudaError_t plan_scratch(int64_t batch, int64_t max_a, int64_t max_b, int matrices,
                                 Scratch& out) {
-  int device = 0, optin = 0;
-  cudaError_t status = cudaGetDevice(&device);
-  if (status == cudaSuccess)
-    status = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  int optin = 0;
+  const cudaError_t status =
+      current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, optin);
   if (status != cudaSuccess) return status;
   out = Scratch{};
   out.floats_per_pair = matrices * max_a * max_b;

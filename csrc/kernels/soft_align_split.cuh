@@ -32,10 +32,8 @@ struct LaunchPlan {
 
 inline cudaError_t plan_launch(int64_t batch, int64_t max_a, int64_t max_b, int matrices,
                                LaunchPlan& out) {
-  int device = 0, sm_count = 0;
-  cudaError_t status = cudaGetDevice(&device);
-  if (status == cudaSuccess)
-    status = cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device);
+  int sm_count = 0;
+  cudaError_t status = current_device_attribute(cudaDevAttrMultiProcessorCount, sm_count);
   if (status != cudaSuccess) return status;
   out = LaunchPlan{};
   out.split = split_pairs(batch, max_a, max_b, sm_count);
@@ -163,6 +161,21 @@ inline unsigned blocks_for(int64_t count, int64_t per_block) {
   return static_cast<unsigned>((count + per_block - 1) / per_block);
 }
 
+// The grids of a pass's launches: (tile, pair, product), (line group, pair) over the columns or
+// the rows, and (row group, pair, side).
+struct SplitGrids {
+  unsigned batch, tiles;
+  dim3 columns, rows, mixes;
+
+  SplitGrids(int64_t pairs, int64_t max_a, int64_t max_b)
+      : batch(static_cast<unsigned>(pairs)),
+        tiles(blocks_for(max_a, kDotTile) * blocks_for(max_b, kDotTile)),
+        columns(blocks_for(max_b, kSplitLines), batch),
+        rows(blocks_for(max_a, kSplitLines), batch),
+        mixes(blocks_for(max_a > max_b ? max_a : max_b, kSplitMixRows), batch, 2) {}
+  dim3 dots(int count) const { return dim3(tiles, batch, count); }
+};
+
 // The launches of one pass, in order on `stream`; `workspace` of plan_launch's size.
 template <typename T>
 cudaError_t launch_split_forward(const SoftAlignForwardParams<T>& p, float* workspace,
@@ -170,21 +183,16 @@ cudaError_t launch_split_forward(const SoftAlignForwardParams<T>& p, float* work
   if (workspace == nullptr) return cudaErrorInvalidValue;
   const SoftAlignParams<T>& base = p;
   const int64_t per_pair = kForwardMatrices * p.max_len_a * p.max_len_b;
-  const unsigned batch = static_cast<unsigned>(p.batch);
+  const SplitGrids grids(p.batch, p.max_len_a, p.max_len_b);
   SplitDots<T> dots;  // S = A B^T
   dots.x[0] = p.a, dots.y[0] = p.b, dots.slot[0] = 0, dots.count = 1;
-  const unsigned tiles = blocks_for(p.max_len_a, kDotTile) * blocks_for(p.max_len_b, kDotTile);
-  const dim3 columns(blocks_for(p.max_len_b, kSplitLines), batch);
-  const dim3 rows(blocks_for(p.max_len_a, kSplitLines), batch);
-  const int64_t longer = p.max_len_a > p.max_len_b ? p.max_len_a : p.max_len_b;
-  const dim3 mixes(blocks_for(longer, kSplitMixRows), batch, 2);
-  DYNBATCH_LAUNCH(soft_align_split_dots_kernel<T>, dim3(tiles, batch, dots.count), kPairThreads,
-                  0, stream, base, dots, workspace, per_pair);
-  DYNBATCH_LAUNCH(soft_align_split_lines_kernel<T>, columns, kPairThreads, 0, stream, base,
+  DYNBATCH_LAUNCH(soft_align_split_dots_kernel<T>, grids.dots(dots.count), kPairThreads, 0,
+                  stream, base, dots, workspace, per_pair);
+  DYNBATCH_LAUNCH(soft_align_split_lines_kernel<T>, grids.columns, kPairThreads, 0, stream, base,
                   LineStep::kColumnSoftmax, workspace, per_pair);
-  DYNBATCH_LAUNCH(soft_align_split_lines_kernel<T>, rows, kPairThreads, 0, stream, base,
+  DYNBATCH_LAUNCH(soft_align_split_lines_kernel<T>, grids.rows, kPairThreads, 0, stream, base,
                   LineStep::kRowSoftmax, workspace, per_pair);
-  DYNBATCH_LAUNCH(soft_align_split_forward_mix_kernel<T>, mixes, kPairThreads, 0, stream, p,
+  DYNBATCH_LAUNCH(soft_align_split_forward_mix_kernel<T>, grids.mixes, kPairThreads, 0, stream, p,
                   workspace, per_pair);
   return cudaGetLastError();
 }
@@ -195,27 +203,22 @@ cudaError_t launch_split_backward(const SoftAlignBackwardParams<T>& p, float* wo
   if (workspace == nullptr) return cudaErrorInvalidValue;
   const SoftAlignParams<T>& base = p;
   const int64_t per_pair = kBackwardMatrices * p.max_len_a * p.max_len_b;
-  const unsigned batch = static_cast<unsigned>(p.batch);
+  const SplitGrids grids(p.batch, p.max_len_a, p.max_len_b);
   SplitDots<T> dots;  // S = A B^T, G1 = g_a~ B^T, G2 = A g_b~^T
   dots.x[0] = p.a, dots.y[0] = p.b, dots.slot[0] = 0;
   dots.x[1] = p.grad_a_tilde, dots.y[1] = p.b, dots.slot[1] = 2;
   dots.x[2] = p.a, dots.y[2] = p.grad_b_tilde, dots.slot[2] = 3;
   dots.count = 3;
-  const unsigned tiles = blocks_for(p.max_len_a, kDotTile) * blocks_for(p.max_len_b, kDotTile);
-  const dim3 columns(blocks_for(p.max_len_b, kSplitLines), batch);
-  const dim3 rows(blocks_for(p.max_len_a, kSplitLines), batch);
-  const int64_t longer = p.max_len_a > p.max_len_b ? p.max_len_a : p.max_len_b;
-  const dim3 mixes(blocks_for(longer, kSplitMixRows), batch, 2);
-  DYNBATCH_LAUNCH(soft_align_split_dots_kernel<T>, dim3(tiles, batch, dots.count), kPairThreads,
-                  0, stream, base, dots, workspace, per_pair);
-  DYNBATCH_LAUNCH(soft_align_split_lines_kernel<T>, columns, kPairThreads, 0, stream, base,
+  DYNBATCH_LAUNCH(soft_align_split_dots_kernel<T>, grids.dots(dots.count), kPairThreads, 0,
+                  stream, base, dots, workspace, per_pair);
+  DYNBATCH_LAUNCH(soft_align_split_lines_kernel<T>, grids.columns, kPairThreads, 0, stream, base,
                   LineStep::kColumnSoftmax, workspace, per_pair);
-  DYNBATCH_LAUNCH(soft_align_split_lines_kernel<T>, rows, kPairThreads, 0, stream, base,
+  DYNBATCH_LAUNCH(soft_align_split_lines_kernel<T>, grids.rows, kPairThreads, 0, stream, base,
                   LineStep::kRowSoftmaxAndGrad, workspace, per_pair);
-  DYNBATCH_LAUNCH(soft_align_split_lines_kernel<T>, columns, kPairThreads, 0, stream, base,
+  DYNBATCH_LAUNCH(soft_align_split_lines_kernel<T>, grids.columns, kPairThreads, 0, stream, base,
                   LineStep::kColumnGrad, workspace, per_pair);
-  DYNBATCH_LAUNCH(soft_align_split_backward_mix_kernel<T>, mixes, kPairThreads, 0, stream, p,
-                  workspace, per_pair);
+  DYNBATCH_LAUNCH(soft_align_split_backward_mix_kernel<T>, grids.mixes, kPairThreads, 0, stream,
+                  p, workspace, per_pair);
   return cudaGetLastError();
 }
 
