@@ -22,7 +22,7 @@ cudaError_t launch_either(const Params& p, int matrices,
                           void (*pair_kernel)(Params, float*, int64_t, Probs*),
                           cudaError_t (*launch_split)(const Params&, float*, cudaStream_t),
                           float* workspace, cudaStream_t stream) {
-  if (p.batch == 0 || p.dim == 0 || (p.max_len_a == 0 && p.max_len_b == 0)) return cudaSuccess;
+  if (cuda::nothing_to_launch(p)) return cudaSuccess;
   cuda::LaunchPlan plan;
   const cudaError_t status = cuda::plan_launch(p.batch, p.max_len_a, p.max_len_b, matrices, plan);
   if (status != cudaSuccess) return status;

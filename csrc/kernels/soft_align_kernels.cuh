@@ -163,12 +163,18 @@ __global__ void __launch_bounds__(kPairThreads, kPairBlocksPerSM)
   }
 }
 
+// A batch with no element to write (no pair, no feature, or no row on either side).
+template <typename T>
+inline bool nothing_to_launch(const SoftAlignParams<T>& p) {
+  return p.batch == 0 || p.dim == 0 || (p.max_len_a == 0 && p.max_len_b == 0);
+}
+
 // One block per pair, up to the grid limit (the blocks then stride over the batch).
 template <typename Params, typename Probs>
 cudaError_t launch_pairs(void (*kernel)(Params, float*, int64_t, Probs*), const Params& p,
                          int matrices, float* workspace, Probs* saved_probs,
                          cudaStream_t stream) {
-  if (p.batch == 0 || p.dim == 0 || (p.max_len_a == 0 && p.max_len_b == 0)) return cudaSuccess;
+  if (nothing_to_launch(p)) return cudaSuccess;
   Scratch scratch;
   cudaError_t status = plan_scratch(p.batch, p.max_len_a, p.max_len_b, matrices, scratch);
   if (status != cudaSuccess) return status;
