@@ -12,7 +12,7 @@
 #include "core/batch_plan.hpp"
 #include "core/batch_stats.hpp"
 #include "core/lengths.hpp"
-#include "core/step_plan.hpp"
+#include "core/epoch_plan.hpp"
 #include "core/stream_batcher.hpp"
 
 namespace py = pybind11;
@@ -108,28 +108,40 @@ py::dict describe(const Int64Array& lengths, const Int64Array& indices,
   return out;
 }
 
-// Step options from a dynbatch_ext.batching.steps.StepOptions; the replicas and the randomness
-// from the plan's PlanOptions, so that steps and batches follow the same seed and epoch.
-py::dict group_steps(const py::array_t<double, py::array::c_style>& weights,
-                     const py::handle& steps, const py::handle& plan, uint64_t epoch) {
-  if (weights.ndim() != 1) throw std::invalid_argument("batch weights must be 1-D");
-  StepOptions options;
-  options.target = steps.attr("target").cast<double>();
+// A dynbatch_ext.batching.steps.StepOptions, checked in Python, read field by field.
+EpochStepOptions to_step_options(const py::handle& steps) {
+  EpochStepOptions out;
+  out.target = steps.attr("target").cast<double>();
+  const std::string unit = steps.attr("unit").cast<std::string>();
+  out.unit = unit == "tokens" ? StepUnit::kTokens : StepUnit::kSamples;
   const py::object room = steps.attr("max_micro_batches");
-  options.max_micro_batches = room.is_none() ? 0 : room.cast<int64_t>();
-  options.num_replicas = plan.attr("num_replicas").cast<int64_t>();
-  options.shuffle = plan.attr("shuffle").cast<bool>();
-  options.seed = plan.attr("seed").cast<uint64_t>();
-  options.epoch = epoch;
-  StepPlan result;
+  out.max_micro_batches = room.is_none() ? 0 : room.cast<int64_t>();
+  const std::string composition = steps.attr("composition").cast<std::string>();
+  out.composition = composition == "random"   ? Composition::kRandom
+                    : composition == "pooled" ? Composition::kPooled
+                                              : Composition::kSorted;
+  out.pool_steps = steps.attr("pool_steps").cast<int64_t>();
+  return out;
+}
+
+py::dict plan_epoch_steps(const Int64Array& lengths, const py::handle& options,
+                          const py::handle& steps, uint64_t epoch) {
+  const LengthsView view = view_lengths(lengths);
+  const PlanOptions settings = to_plan_options(options, epoch);
+  const EpochStepOptions grouping = to_step_options(steps);
+  EpochPlan result;
   {
     py::gil_scoped_release release;
-    result = plan_steps(weights.data(), weights.shape(0), options);
+    result = plan_epoch(view, settings, grouping);
   }
   py::dict out;
-  out["rounds"] = to_numpy(std::move(result.rounds));
-  out["offsets"] = to_numpy(std::move(result.offsets));
-  out["totals"] = to_numpy(std::move(result.totals));
+  out["indices"] = to_numpy(std::move(result.batches.indices));
+  out["offsets"] = to_numpy(std::move(result.batches.offsets));
+  out["costs"] = to_numpy(std::move(result.batches.costs));
+  out["skipped"] = to_numpy(std::move(result.batches.skipped));
+  out["dropped"] = to_numpy(std::move(result.batches.dropped));
+  out["step_offsets"] = to_numpy(std::move(result.step_offsets));
+  out["step_totals"] = to_numpy(std::move(result.step_totals));
   return out;
 }
 
@@ -213,9 +225,16 @@ PYBIND11_MODULE(_C, m) {
   m.def("describe_batches", &describe, py::arg("lengths"), py::arg("indices"),
         py::arg("offsets"), py::arg("cost"), py::arg("pad_multiple"),
         "Per-batch sizes, padded shapes, tokens and costs; see dynbatch_ext.padding_stats.");
-  m.def("plan_steps", &group_steps, py::arg("weights"), py::arg("steps"), py::arg("plan"),
-        py::arg("epoch"),
-        "Groups micro-batches into steps of about equal weight; see dynbatch_ext.plan_steps.");
+  m.def("plan_epoch", &plan_epoch_steps, py::arg("lengths"), py::arg("options"),
+        py::arg("steps"), py::arg("epoch"),
+        "Plans an epoch's micro-batches in optimizer-step order; see dynbatch_ext.plan_steps.");
+  m.def(
+      "epoch_order",
+      [](int64_t count, const py::handle& options, uint64_t epoch) {
+        return to_numpy(epoch_order(count, to_plan_options(options, epoch)));
+      },
+      py::arg("count"), py::arg("options"), py::arg("epoch"),
+      "The epoch's random order of samples that random and pooled steps are cut from.");
   py::class_<PyStreamBatcher>(m, "StreamBatcher",
                               "Budgeted batches from a stream; see dynbatch_ext.batching.stream.")
       .def(py::init<int, const py::handle&, uint64_t, int64_t, double>(), py::arg("num_fields"),

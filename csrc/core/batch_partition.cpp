@@ -43,6 +43,16 @@ SortedLengths::SortedLengths(const std::vector<uint32_t>& sorted_lengths,
   }
 }
 
+SortedLengths::SortedLengths(std::vector<uint32_t> padded_first,
+                             std::vector<uint32_t> padded_second, int64_t total_real_tokens)
+    : first(std::move(padded_first)),
+      second(std::move(padded_second)),
+      real_tokens(total_real_tokens),
+      pairs(!second.empty()) {
+  order.resize(first.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = static_cast<int64_t>(k);
+}
+
 double span_cost(const SortedLengths& sorted, int64_t begin, int64_t end,
                  const PlanOptions& options) {
   int64_t first = 0, second = 0;

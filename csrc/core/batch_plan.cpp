@@ -13,8 +13,6 @@
 namespace dynbatch {
 namespace {
 
-enum RandomStream : uint64_t { kNoiseStream = 1, kTieStream = 2, kRoundStream = 3 };
-
 double cost_alone(const LengthsView& lengths, int64_t i, const PlanOptions& options) {
   return batch_cost(options.cost, lengths.pairs(), 1,
                     padded_length(lengths.first(i), options.pad_multiple),
@@ -29,34 +27,6 @@ std::string describe_sample(const LengthsView& lengths, int64_t i) {
   else
     out << " " << lengths.first(i) << ")";
   return out.str();
-}
-
-// Keeps the samples that fit the budget alone, applying the oversize policy to the others.
-std::vector<int64_t> admit_samples(const LengthsView& lengths, const PlanOptions& options,
-                                   std::vector<int64_t>& skipped) {
-  std::vector<int64_t> kept;
-  kept.reserve(static_cast<size_t>(lengths.num_samples));
-  int64_t first_oversize = -1, num_oversize = 0;
-  for (int64_t i = 0; i < lengths.num_samples; ++i) {
-    if (options.oversize == OversizePolicy::kAlone || cost_alone(lengths, i, options) <= options.budget) {
-      kept.push_back(i);
-      continue;
-    }
-    if (first_oversize < 0) first_oversize = i;
-    ++num_oversize;
-    if (options.oversize == OversizePolicy::kSkip) skipped.push_back(i);
-  }
-  if (num_oversize > 0 && options.oversize == OversizePolicy::kError) {
-    std::ostringstream out;
-    out << describe_sample(lengths, first_oversize) << " costs "
-        << cost_alone(lengths, first_oversize, options) << " alone, more than the budget "
-        << options.budget << " (" << num_oversize << " sample"
-        << (num_oversize > 1 ? "s exceed" : " exceeds")
-        << " it); raise the budget, or pass oversize='alone' to give such samples a batch of "
-           "their own or oversize='skip' to leave them out";
-    throw std::invalid_argument(out.str());
-  }
-  return kept;
 }
 
 // A length perturbed by multiplicative noise, so that similar lengths mix across epochs.
@@ -115,8 +85,10 @@ std::vector<Key> sort_by_keys(std::vector<Key> keys, std::vector<int64_t>& order
   return keys;
 }
 
-// The sorted order with its lengths. Without noise the sorted keys of single texts are their
-// exact lengths, which spares a gather over the whole (possibly huge) input.
+}  // namespace
+
+// Without noise the sorted keys of single texts are their exact lengths, which spares a gather
+// over the whole (possibly huge) input.
 SortedLengths sort_samples(const LengthsView& lengths, std::vector<int64_t> order,
                            std::vector<int64_t>& spare, const PlanOptions& options) {
   if (lengths.pairs()) {
@@ -129,7 +101,35 @@ SortedLengths sort_samples(const LengthsView& lengths, std::vector<int64_t> orde
   return SortedLengths(keys, std::move(order), options.pad_multiple);
 }
 
-}  // namespace
+std::vector<int64_t> admit_samples(const LengthsView& lengths, const PlanOptions& options,
+                                   std::vector<int64_t>& skipped) {
+  std::vector<int64_t> kept;
+  kept.reserve(static_cast<size_t>(lengths.num_samples));
+  int64_t first_oversize = -1, num_oversize = 0;
+  for (int64_t i = 0; i < lengths.num_samples; ++i) {
+    if (options.oversize == OversizePolicy::kAlone || cost_alone(lengths, i, options) <= options.budget) {
+      kept.push_back(i);
+      continue;
+    }
+    if (first_oversize < 0) first_oversize = i;
+    ++num_oversize;
+    if (options.oversize == OversizePolicy::kSkip) skipped.push_back(i);
+  }
+  if (num_oversize > 0 && options.oversize == OversizePolicy::kError) {
+    std::ostringstream out;
+    out << describe_sample(lengths, first_oversize) << " costs "
+        << cost_alone(lengths, first_oversize, options) << " alone, more than the budget "
+        << options.budget << " (" << num_oversize << " sample"
+        << (num_oversize > 1 ? "s exceed" : " exceeds")
+        << " it); raise the budget, or pass oversize='alone' to give such samples a batch of "
+           "their own or oversize='skip' to leave them out";
+    throw std::invalid_argument(out.str());
+  }
+  if (kept.empty())
+    throw std::invalid_argument("every sample exceeds the budget alone, so nothing is left to "
+                                "batch; raise the budget");
+  return kept;
+}
 
 void validate_options(const PlanOptions& options) {
   auto fail = [](const std::string& message) { throw std::invalid_argument(message); };
@@ -164,9 +164,6 @@ BatchPlan plan_batches(const LengthsView& lengths, const PlanOptions& options) {
   validate_options(options);
   BatchPlan plan;
   std::vector<int64_t> order = admit_samples(lengths, options, plan.skipped);
-  if (order.empty())
-    throw std::invalid_argument("every sample exceeds the budget alone, so nothing is left to "
-                                "batch; raise the budget");
 
   std::vector<int64_t> spare;  // the sort's scratch, reused for the plan's indices
   const SortedLengths sorted = sort_samples(lengths, std::move(order), spare, options);

@@ -32,6 +32,9 @@ struct PlanOptions {
   double batch_overhead = 0.15;
   int64_t num_replicas = 1;
   bool drop_last = false;       // drop batches that would make the replicas' counts unequal
+  // At least this many batches, the largest split to get them (epoch_plan.cpp: a round for
+  // each step of a pool). Not a user option.
+  int64_t min_batches = 0;
 };
 
 // Batch b holds indices[offsets[b] : offsets[b + 1]]. Batches come in round order: batch

@@ -23,9 +23,23 @@ struct SortedLengths {
   // Single texts whose exact lengths are already sorted alongside: no gather needed.
   SortedLengths(const std::vector<uint32_t>& sorted_lengths, std::vector<int64_t> sorted_order,
                 int64_t pad_multiple);
+  // Padded lengths given directly (second empty for single texts), in the order given.
+  SortedLengths(std::vector<uint32_t> padded_first, std::vector<uint32_t> padded_second,
+                int64_t total_real_tokens);
   int64_t size() const { return static_cast<int64_t>(order.size()); }
   int64_t second_at(int64_t k) const { return pairs ? second[k] : 0; }
 };
+
+// The samples that fit the budget alone, in index order; the oversize policy applied to the
+// others (kSkip: recorded in `skipped`; kError: std::invalid_argument naming the first). Throws
+// when none is left.
+std::vector<int64_t> admit_samples(const LengthsView& lengths, const PlanOptions& options,
+                                   std::vector<int64_t>& skipped);
+
+// Sorts `order` (sample indices) by length, or along the Hilbert curve for pairs, with the
+// padding noise and the random order among equal keys of the options' seed and epoch.
+SortedLengths sort_samples(const LengthsView& lengths, std::vector<int64_t> order,
+                           std::vector<int64_t>& spare, const PlanOptions& options);
 
 struct BatchSpan {
   int64_t begin = 0;  // into the sorted order

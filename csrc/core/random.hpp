@@ -38,6 +38,19 @@ class SplitMix64 {
   uint64_t state_;
 };
 
+// The independent random streams of a plan, one per use, mixed into the seed by mix_seed. Each id
+// is fixed forever: changing one changes every plan drawn from it.
+enum RandomStream : uint64_t {
+  kNoiseStream = 1,         // padding_noise on the sort keys (batch_plan.cpp)
+  kTieStream = 2,           // the order among equal sort keys (batch_plan.cpp)
+  kRoundStream = 3,         // the order of rounds, and of batches inside a round (batch_plan.cpp)
+  kFillStream = 4,          // a stream's fill: its plan's epoch (stream_batcher.cpp)
+  kStepOrderStream = 7,     // the order of sorted steps (step_plan.cpp)
+  kPermutationStream = 8,   // the epoch's order of samples for pooled steps (epoch_plan.cpp)
+  kPoolStream = 9,          // a pool's plan: its epoch (epoch_plan.cpp)
+  kPoolStepOrderStream = 10,  // the order of a pool's steps (epoch_plan.cpp)
+};
+
 // Mixes (seed, epoch, stream) into one seed, so each epoch and each use draws independent numbers.
 inline uint64_t mix_seed(uint64_t seed, uint64_t epoch, uint64_t stream) {
   SplitMix64 g(seed ^ (epoch * 0xD1B54A32D192ED03ull) ^ (stream * 0x8CB92BA72F3D8DD7ull));

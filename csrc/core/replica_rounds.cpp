@@ -66,11 +66,14 @@ void arrange_rounds(const SortedLengths& sorted, std::vector<BatchSpan> spans,
                     const PlanOptions& options, SplitMix64& rng, BatchPlan& plan) {
   const std::vector<int64_t>& order = sorted.order;
   const int64_t replicas = options.num_replicas;
-  const int64_t remainder = static_cast<int64_t>(spans.size()) % replicas;
+  const int64_t count = static_cast<int64_t>(spans.size());
+  const int64_t remainder = count % replicas;
+  // The fewest batches that are a multiple of the replicas and at least min_batches.
+  const int64_t wanted = (std::max(count, options.min_batches) + replicas - 1) / replicas * replicas;
   if (remainder != 0 && options.drop_last)
     drop_smallest(order, spans, remainder, plan.dropped);
-  else if (remainder != 0)
-    split_largest(sorted, spans, replicas - remainder, options);
+  else if (wanted > count)
+    split_largest(sorted, spans, wanted - count, options);
   if (spans.empty())
     throw std::invalid_argument("drop_last would drop every batch: there are fewer batches than "
                                 "the " + std::to_string(replicas) + " replicas");

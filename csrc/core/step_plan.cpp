@@ -13,8 +13,6 @@
 namespace dynbatch {
 namespace {
 
-constexpr uint64_t kStepOrderStream = 7;
-
 void validate(const double* weights, int64_t num_batches, const StepOptions& options) {
   if (!(options.target > 0.0) || !std::isfinite(options.target))
     throw std::invalid_argument("step target must be a positive finite number, got " +

@@ -10,8 +10,6 @@
 namespace dynbatch {
 namespace {
 
-constexpr uint64_t kFillStream = 4;  // the random stream of a fill's plan (see random.hpp)
-
 std::string describe(int64_t id, const int64_t* lengths, int num_fields) {
   std::ostringstream out;
   out << "sample " << id << " (length" << (num_fields == 2 ? "s " : " ") << lengths[0];

@@ -5,7 +5,9 @@
 // counts; and describe_batches must refuse indices outside the data instead of reading them.
 // The streaming batcher gets the same inputs in random chunks and buffer sizes, with a state saved
 // and restored into a new batcher midway: every sample in exactly one batch (or skipped), every
-// multi-sample batch within budget and max size, never more than the buffer held.
+// multi-sample batch within budget and max size, never more than the buffer held. The epoch's
+// plan in optimizer steps (plan_epoch), for every composition: the same coverage and budget, whole
+// rounds in every step, and random steps that hold exactly the epoch order's consecutive runs.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +16,7 @@
 
 #include "core/batch_plan.hpp"
 #include "core/batch_stats.hpp"
+#include "core/epoch_plan.hpp"
 #include "core/random.hpp"
 #include "core/stream_batcher.hpp"
 
@@ -53,6 +56,47 @@ void check_plan(int iteration, const LengthsView& lengths, const PlanOptions& op
     if (stats.sizes[b] > 1 && stats.costs[b] > options.budget) fail(iteration, "over budget");
     if (options.max_batch_size > 0 && stats.sizes[b] > options.max_batch_size)
       fail(iteration, "over max_batch_size");
+  }
+}
+
+void check_epoch(int iteration, const LengthsView& lengths, PlanOptions options, SplitMix64& rng) {
+  EpochStepOptions steps;
+  steps.composition = pick(rng, {Composition::kSorted, Composition::kPooled, Composition::kRandom});
+  steps.unit = pick(rng, {StepUnit::kSamples, StepUnit::kTokens});
+  steps.target = pick<double>(rng, {1.0, 3.0, 20.0, 2.5, 1e6});
+  steps.pool_steps = pick<int64_t>(rng, {1, 2, 8});
+  if (steps.composition != Composition::kSorted) options.drop_last = false;
+  else steps.max_micro_batches = pick<int64_t>(rng, {0, 0, 1, 3});
+  EpochPlan plan;
+  try {
+    plan = plan_epoch(lengths, options, steps);
+  } catch (const std::invalid_argument&) {
+    return;  // e.g. fewer samples than replicas: refused with a message
+  }
+  check_plan(iteration, lengths, options, plan.batches);
+  const int64_t rounds = plan.batches.num_batches() / options.num_replicas;
+  if (plan.step_offsets.front() != 0 || plan.step_offsets.back() != rounds ||
+      plan.step_totals.size() + 1 != plan.step_offsets.size())
+    fail(iteration, "the steps do not cover the rounds");
+  for (size_t s = 0; s + 1 < plan.step_offsets.size(); ++s)
+    if (plan.step_offsets[s + 1] <= plan.step_offsets[s]) fail(iteration, "an empty step");
+  if (steps.composition != Composition::kRandom || steps.unit != StepUnit::kSamples ||
+      steps.target != 20.0 || options.oversize == OversizePolicy::kSkip)
+    return;
+  // Random steps of 20 samples: each holds the next 20 of the epoch order (the last step the rest,
+  // and a last run shorter than the replicas joins the step before it).
+  const std::vector<int64_t> order = epoch_order(lengths.num_samples, options);
+  int64_t position = 0;
+  for (size_t s = 0; s + 1 < plan.step_offsets.size(); ++s) {
+    const int64_t begin = plan.batches.offsets[plan.step_offsets[s] * options.num_replicas];
+    const int64_t end = plan.batches.offsets[plan.step_offsets[s + 1] * options.num_replicas];
+    std::vector<int64_t> got(plan.batches.indices.begin() + begin, plan.batches.indices.begin() + end);
+    std::vector<int64_t> want(order.begin() + position, order.begin() + position + (end - begin));
+    position += end - begin;
+    std::sort(got.begin(), got.end());
+    std::sort(want.begin(), want.end());
+    const bool last = s + 2 == plan.step_offsets.size();
+    if (got != want || (!last && end - begin != 20)) fail(iteration, "a random step is not the order's run");
   }
 }
 
@@ -155,6 +199,7 @@ int main(int argc, char** argv) {
     try {
       const BatchPlan plan = plan_batches(lengths, options);
       check_plan(it, lengths, options, plan);
+      check_epoch(it, lengths, options, rng);
       check_stream(it, lengths, options, rng);
       if (!plan.indices.empty()) {  // a corrupted index must be refused, never read
         std::vector<int64_t> bad = plan.indices;

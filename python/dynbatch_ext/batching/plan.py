@@ -24,19 +24,23 @@ class Plan:
     costs: np.ndarray
     skipped: np.ndarray
     dropped: np.ndarray
-    # With optimizer steps (steps.py): rounds in each step, and the weight of each step summed
-    # over replicas. None for a plain plan.
-    step_sizes: np.ndarray | None = None
+    # With optimizer steps (steps.py): the rounds (micro-batches per replica) in each step, and
+    # the weight of each step summed over replicas. None for a plain plan.
+    rounds_per_step: np.ndarray | None = None
     step_totals: np.ndarray | None = None
 
     def for_rank(self, rank: int, num_replicas: int) -> list[np.ndarray]:
         return self.batches[rank::num_replicas]
 
 
-def make_plan(lengths: np.ndarray, options: PlanOptions, epoch: int) -> Plan:
-    """Every replica's batches of `epoch`, for lengths already passed through `as_lengths`."""
+def make_plan(lengths: np.ndarray, options: PlanOptions, epoch: int, steps=None) -> Plan:
+    """Every replica's batches of `epoch`, for lengths already passed through `as_lengths`; with
+    `steps` (a StepOptions), in optimizer-step order, planned in one call to the core."""
     epoch = check_int("epoch", epoch, 0, 2**63 - 1)
-    raw = _C.plan_batches(lengths, options, epoch)
+    if steps is None:
+        raw = _C.plan_batches(lengths, options, epoch)
+    else:
+        raw = _C.plan_epoch(lengths, options, steps, epoch)
     indices, offsets = raw["indices"], raw["offsets"].tolist()
     return Plan(
         # Plain slices (views): several times faster than np.split on 100k+ batches.
@@ -44,6 +48,8 @@ def make_plan(lengths: np.ndarray, options: PlanOptions, epoch: int) -> Plan:
         costs=raw["costs"],
         skipped=raw["skipped"],
         dropped=raw["dropped"],
+        rounds_per_step=None if steps is None else np.diff(raw["step_offsets"]),
+        step_totals=raw.get("step_totals"),
     )
 
 

@@ -11,7 +11,7 @@ from .options import plan_options
 from .plan import Plan, make_plan, warn_left_out
 from .resumable import ResumableBatchSampler
 from .stats import PaddingStats, padding_stats
-from .steps import StepOptions, group_into_steps
+from .steps import DEFAULT_COMPOSITION, DEFAULT_POOL_STEPS, StepOptions
 
 
 class BucketBatchSampler(ResumableBatchSampler):
@@ -28,7 +28,8 @@ class BucketBatchSampler(ResumableBatchSampler):
 
     Step mode (`step_target=...`, see `dynbatch_ext.plan_steps`): the batches become
     micro-batches, yielded one optimizer step after another, each step holding about
-    `step_target` samples (`step_unit="samples"`) or real tokens (`"tokens"`) over all ranks.
+    `step_target` samples (`step_unit="samples"`) or real tokens (`"tokens"`) over all ranks,
+    composed as `composition` says (see `StepOptions`).
     `group_steps(loader)` hands them to the training loop a step at a time; `steps()` and
     `step_sizes()` describe the layout.
     """
@@ -43,14 +44,22 @@ class BucketBatchSampler(ResumableBatchSampler):
         step_target: float | None = None,
         step_unit: str = "samples",
         max_micro_batches: int | None = None,
+        composition: str = DEFAULT_COMPOSITION,
+        pool_steps: int = DEFAULT_POOL_STEPS,
         **options,
     ):
         self.lengths = as_lengths(lengths)
         self.num_replicas, self.rank = default_replicas(num_replicas, rank)
         self.options = plan_options(budget, {**options, "num_replicas": self.num_replicas})
         self.step_options = None
+        if step_target is None and (max_micro_batches is not None or step_unit != "samples"
+                                    or composition != DEFAULT_COMPOSITION
+                                    or pool_steps != DEFAULT_POOL_STEPS):  # fmt: skip
+            raise ValueError("step_unit, max_micro_batches, composition and pool_steps shape "
+                             "optimizer steps: pass step_target=... for step mode")  # fmt: skip
         if step_target is not None:
-            self.step_options = StepOptions(step_target, step_unit, max_micro_batches)
+            self.step_options = StepOptions(step_target, step_unit, max_micro_batches,
+                                            composition, pool_steps)  # fmt: skip
         super().__init__()
         self._cached: tuple[int, Plan] | None = None
         self._lengths_digest: str | None = None
@@ -58,10 +67,7 @@ class BucketBatchSampler(ResumableBatchSampler):
 
     def _plan(self) -> Plan:
         if self._cached is None or self._cached[0] != self.epoch:
-            plan = make_plan(self.lengths, self.options, self.epoch)
-            if self.step_options is not None:
-                plan = group_into_steps(plan, self.lengths, self.step_options, self.options,
-                                        self.epoch)  # fmt: skip
+            plan = make_plan(self.lengths, self.options, self.epoch, self.step_options)
             self._cached = (self.epoch, plan)
         return self._cached[1]
 
@@ -70,7 +76,7 @@ class BucketBatchSampler(ResumableBatchSampler):
         return self._plan().for_rank(self.rank, self.num_replicas)
 
     def _step_layout(self) -> list[int] | None:
-        return None if self.step_options is None else self._plan().step_sizes.tolist()
+        return None if self.step_options is None else self._plan().rounds_per_step.tolist()
 
     def step_totals(self) -> np.ndarray:
         """Samples (or real tokens) of each step of the current epoch, summed over ranks."""
@@ -87,13 +93,14 @@ class BucketBatchSampler(ResumableBatchSampler):
         and the world size."""
         if self._lengths_digest is None:  # once: hashing 10M lengths takes a while
             self._lengths_digest = hashlib.sha256(self.lengths.tobytes()).hexdigest()
-        steps = None if self.step_options is None else dataclasses.asdict(self.step_options)
+        steps = {} if self.step_options is None else dataclasses.asdict(self.step_options)
         return {
             "num_samples": len(self.lengths),
             "lengths_sha256": self._lengths_digest,
             "num_replicas": self.num_replicas,
             **dataclasses.asdict(self.options),
-            "steps": steps,
+            "step_mode": self.step_options is not None,
+            **{f"step_{name}": value for name, value in steps.items()},
         }
 
     def stats(self) -> PaddingStats:

@@ -15,30 +15,58 @@ import numpy as np
 from .. import _C
 from .checks import as_lengths, check_int, check_positive_real
 from .options import PlanOptions, plan_options
-from .plan import Plan, make_plan, warn_left_out
+from .plan import make_plan, warn_left_out
 
 UNITS = ("samples", "tokens")
+COMPOSITIONS = ("random", "pooled", "sorted")
+DEFAULT_COMPOSITION = "sorted"
+DEFAULT_POOL_STEPS = 8
 
 
 @dataclasses.dataclass(frozen=True)
 class StepOptions:
-    """How micro-batches are grouped into optimizer steps, checked once when it is made.
+    """How an epoch's samples are grouped into optimizer steps, checked once when it is made.
 
     target: samples (or real tokens, `unit="tokens"`) per optimizer step, summed over ranks.
-    max_micro_batches: at most this many micro-batches per rank in a step (None: no limit).
+    composition: which samples meet in a step.
+        "random": the epoch's random order (`epoch_order`) cut into steps of `target`, exactly
+            as a fixed-size random batch sampler cuts it; only inside a step are the samples
+            sorted by length and cut into micro-batches under the budget. Each step's gradient
+            is then that of a random batch of its samples: the optimisation of fixed random
+            batches, with the padding removed inside each step.
+        "pooled": the random order cut into pools of `pool_steps` steps; each pool is sorted and
+            cut as a whole and its micro-batches dealt to its steps so that each holds about
+            `target` and the pool's mix of lengths. Less padding than "random" (more samples
+            sort together), steps still random mixes of lengths.
+        "sorted": the whole epoch sorted and cut, its micro-batches dealt into steps of equal
+            weight: the least padding, but each step holds samples of nearly one length.
+    pool_steps: steps per pool ("pooled" only).
+    max_micro_batches: at most this many micro-batches per rank in a step (None: no limit;
+        "sorted" only, where it makes more, lighter steps when it binds).
     """
 
     target: float
     unit: str = "samples"
     max_micro_batches: int | None = None
+    composition: str = DEFAULT_COMPOSITION
+    pool_steps: int = DEFAULT_POOL_STEPS
 
     def __post_init__(self):
         object.__setattr__(self, "target", check_positive_real("target", self.target))
         if self.unit not in UNITS:
             raise ValueError(f"unit must be one of {UNITS}, got {self.unit!r}")
+        if self.composition not in COMPOSITIONS:
+            raise ValueError(f"composition must be one of {COMPOSITIONS}, got {self.composition!r}")
+        object.__setattr__(self, "pool_steps", check_int("pool_steps", self.pool_steps, 1))
         if self.max_micro_batches is not None:
             object.__setattr__(self, "max_micro_batches",
                                check_int("max_micro_batches", self.max_micro_batches, 1))  # fmt: skip
+            if self.composition != "sorted":
+                raise ValueError(
+                    f"max_micro_batches applies to composition='sorted' only: a "
+                    f"{self.composition} step holds the samples the random order gives it, in "
+                    "as many micro-batches as the budget needs"
+                )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,30 +102,6 @@ class StepPlan:
         }
 
 
-def batch_weights(lengths: np.ndarray, batches, unit: str) -> np.ndarray:
-    """Samples, or real tokens (both fields of a pair), of each batch as float64."""
-    if unit == "samples":
-        return np.array([len(b) for b in batches], dtype=np.float64)
-    per_sample = lengths if lengths.ndim == 1 else lengths.sum(axis=1)
-    return np.array([per_sample[b].sum() for b in batches], dtype=np.float64)
-
-
-def group_into_steps(plan: Plan, lengths: np.ndarray, steps: StepOptions, options: PlanOptions,
-                     epoch: int) -> Plan:  # fmt: skip
-    """`plan` with its batches reordered step by step, and the step layout filled in."""
-    weights = batch_weights(lengths, plan.batches, steps.unit)
-    raw = _C.plan_steps(weights, steps, options, epoch)
-    rounds, offsets, replicas = raw["rounds"], raw["offsets"], options.num_replicas
-    order = (rounds[:, None] * replicas + np.arange(replicas)).reshape(-1)
-    return dataclasses.replace(
-        plan,
-        batches=[plan.batches[b] for b in order],
-        costs=plan.costs[order],
-        step_sizes=np.diff(offsets),
-        step_totals=raw["totals"],
-    )
-
-
 def default_micro_batch_cap(target: float | None, unit: str) -> int | None:
     """The `max_batch_size` a micro-batch gets by default under steps of `target`: never more
     samples than one step holds (None when steps are counted in tokens, or there are none)."""
@@ -106,8 +110,19 @@ def default_micro_batch_cap(target: float | None, unit: str) -> int | None:
     return max(1, int(target))
 
 
+def epoch_order(num_samples: int, *, epoch: int = 0, seed: int = 0, shuffle: bool = True) -> np.ndarray:
+    """The epoch's random order of `num_samples` samples that "random" and "pooled" steps are
+    cut from (the identity with shuffle=False): `BatchSampler(epoch_order(n, ...), target)` gives
+    the sample sets of the "random" steps, step by step, when no sample is left out as oversize
+    (else the order is over the samples kept, in index order)."""
+    count = check_int("num_samples", num_samples, 0)
+    settings = PlanOptions(budget=1, seed=seed, shuffle=shuffle)
+    return _C.epoch_order(count, settings, check_int("epoch", epoch, 0, 2**63 - 1))
+
+
 def plan_steps(lengths, budget: float, *, target: float, unit: str = "samples",
-               max_micro_batches: int | None = None, epoch: int = 0, rank: int = 0,
+               max_micro_batches: int | None = None, composition: str = DEFAULT_COMPOSITION,
+               pool_steps: int = DEFAULT_POOL_STEPS, epoch: int = 0, rank: int = 0,
                **options) -> StepPlan:  # fmt: skip
     """Budgeted micro-batches grouped into optimizer steps of about `target` samples or tokens.
 
@@ -119,20 +134,19 @@ def plan_steps(lengths, budget: float, *, target: float, unit: str = "samples",
             `max_batch_size` for a target in samples.
         max_micro_batches: at most this many micro-batches per rank in a step (None: no limit).
             When it binds, there are more, lighter steps than `target` asks for.
+        composition, pool_steps: which samples meet in a step (see `StepOptions`).
 
     Returns:
         A StepPlan; `summary()` tells how much the step size varies.
     """
     settings = plan_options(budget, options)
-    grouping = StepOptions(target, unit, max_micro_batches)
+    grouping = StepOptions(target, unit, max_micro_batches, composition, pool_steps)
     replicas = settings.num_replicas
     rank = check_int("rank", rank, 0, replicas - 1)
-    lengths = as_lengths(lengths)
-    plan = make_plan(lengths, settings, epoch)
+    plan = make_plan(as_lengths(lengths), settings, epoch, grouping)
     warn_left_out(plan)
-    plan = group_into_steps(plan, lengths, grouping, settings, epoch)
     mine = plan.for_rank(rank, replicas)
-    bounds = np.concatenate([[0], np.cumsum(plan.step_sizes)])
+    bounds = np.concatenate([[0], np.cumsum(plan.rounds_per_step)])
     steps = [mine[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     return StepPlan(steps=steps, totals=plan.step_totals, unit=grouping.unit,
                     target=grouping.target)  # fmt: skip

@@ -48,6 +48,7 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
 
 from ..batching import BucketBatchSampler, micro_batch_weights
 from ..batching.checks import as_lengths
+from ..batching.steps import DEFAULT_COMPOSITION, DEFAULT_POOL_STEPS, StepOptions
 from .steps import StepBatches, StepCollator, StepDataset, step_sampler_arguments
 
 LOSS_UNITS = ("samples", "tokens")
@@ -96,7 +97,10 @@ class BudgetTrainer(transformers.Trainer):
         step_target: samples (or real tokens, `step_unit="tokens"`) per optimizer step, summed
             over ranks. Micro-batches hold at most `step_target` samples unless
             `plan_options["max_batch_size"]` says otherwise.
-        max_micro_batches: at most this many micro-batches per rank in a step (None: no limit).
+        max_micro_batches: at most this many micro-batches per rank in a step (None: no limit;
+            composition="sorted" only).
+        composition, pool_steps: which samples meet in a step ("random", "pooled" or "sorted";
+            see `dynbatch_ext.batching.StepOptions`).
         lengths: the training set's lengths ((N,) or (N, 2)); by default read from
             `length_columns` of the dataset (see `dataset_lengths`).
         loss_unit: what the model's loss is a mean over: "samples" (classification; default) or
@@ -109,7 +113,9 @@ class BudgetTrainer(transformers.Trainer):
     """
 
     def __init__(self, *args, budget: float, cost="quadratic", step_target: float,
-                 step_unit: str = "samples", max_micro_batches: int | None = None, lengths=None,
+                 step_unit: str = "samples", max_micro_batches: int | None = None,
+                 composition: str = DEFAULT_COMPOSITION, pool_steps: int = DEFAULT_POOL_STEPS,
+                 lengths=None,
                  length_columns: str | Sequence[str] = "length", loss_unit: str = "samples",
                  plan_options: dict | None = None, **kwargs):  # fmt: skip
         super().__init__(*args, **kwargs)
@@ -130,10 +136,9 @@ class BudgetTrainer(transformers.Trainer):
                 f"collator's pad_to_multiple_of={collator_multiple}: the budget would not count "
                 "the padding the collator adds"
             )
-        self._plan = step_sampler_arguments(
-            budget, step_target, step_unit, max_micro_batches, dict(cost=cost, **options),
-            set_by_framework=_SET_BY_TRAINING_ARGUMENTS,
-        )  # fmt: skip
+        steps = StepOptions(step_target, step_unit, max_micro_batches, composition, pool_steps)
+        self._plan = step_sampler_arguments(budget, steps, dict(cost=cost, **options),
+                                            set_by_framework=_SET_BY_TRAINING_ARGUMENTS)  # fmt: skip
         self._lengths = lengths
         self._length_columns = length_columns
         self.budget_sampler: BucketBatchSampler | None = None

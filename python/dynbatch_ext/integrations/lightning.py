@@ -39,6 +39,7 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
 
 from ..batching import BucketBatchSampler, micro_batch_weights
 from ..batching.checks import as_lengths
+from ..batching.steps import DEFAULT_COMPOSITION, DEFAULT_POOL_STEPS, StepOptions
 from .steps import StepBatches, StepCollator, StepDataset, step_sampler_arguments
 
 _SET_BY_TRAINER = {"num_replicas": "the Trainer's world_size", "rank": "the Trainer's global_rank"}
@@ -67,8 +68,9 @@ class BudgetDataModule(pl.LightningDataModule):
         lengths: its `(N,)` or `(N, 2)` lengths.
         budget, cost: what a micro-batch may cost (see `dynbatch_ext.plan_batches`).
         collate_fn: collates one micro-batch (a list of samples).
-        step_target, step_unit, max_micro_batches: the optimizer steps (see `plan_steps`);
-            micro-batches hold at most `step_target` samples unless `max_batch_size` is given.
+        step_target, step_unit, max_micro_batches, composition, pool_steps: the optimizer steps
+            (see `plan_steps`); micro-batches hold at most `step_target` samples unless
+            `max_batch_size` is given.
         num_workers, pin_memory: the DataLoader's.
         seed, **plan_options: the rest of `dynbatch_ext.PlanOptions`. The replicas are the
             trainer's world size.
@@ -77,6 +79,7 @@ class BudgetDataModule(pl.LightningDataModule):
 
     def __init__(self, train_dataset, lengths, budget: float, *, collate_fn, step_target: float,
                  step_unit: str = "samples", max_micro_batches: int | None = None,
+                 composition: str = DEFAULT_COMPOSITION, pool_steps: int = DEFAULT_POOL_STEPS,
                  cost="quadratic", num_workers: int = 0, pin_memory: bool = False, seed: int = 0,
                  **plan_options):  # fmt: skip
         super().__init__()
@@ -84,10 +87,9 @@ class BudgetDataModule(pl.LightningDataModule):
         self.lengths = as_lengths(lengths)
         if len(self.lengths) != len(train_dataset):
             raise ValueError(f"{len(self.lengths)} lengths for {len(train_dataset)} training samples")
-        self.plan = step_sampler_arguments(
-            budget, step_target, step_unit, max_micro_batches,
-            dict(cost=cost, seed=seed, **plan_options), set_by_framework=_SET_BY_TRAINER,
-        )  # fmt: skip
+        steps = StepOptions(step_target, step_unit, max_micro_batches, composition, pool_steps)
+        self.plan = step_sampler_arguments(budget, steps, dict(cost=cost, seed=seed, **plan_options),
+                                           set_by_framework=_SET_BY_TRAINER)  # fmt: skip
         self.collate_fn, self.num_workers, self.pin_memory = collate_fn, num_workers, pin_memory
         self.sampler: BucketBatchSampler | None = None
 

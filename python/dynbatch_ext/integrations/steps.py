@@ -19,7 +19,7 @@ from ..batching.options import plan_options
 from ..batching.steps import StepOptions, default_micro_batch_cap
 
 
-def step_sampler_arguments(budget, step_target, step_unit: str, max_micro_batches, options: dict,
+def step_sampler_arguments(budget, steps: StepOptions, options: dict,
                            set_by_framework: dict[str, str]) -> dict:  # fmt: skip
     """BucketBatchSampler's keyword arguments in step mode, checked when the integration is made
     rather than at its first epoch. Micro-batches hold at most one step's samples unless
@@ -28,11 +28,11 @@ def step_sampler_arguments(budget, step_target, step_unit: str, max_micro_batche
     for name, source in set_by_framework.items():
         if name in options:
             raise ValueError(f"the plan's {name} comes from {source}; leave it out of the options")
-    steps = StepOptions(step_target, step_unit, max_micro_batches)
     options = {"max_batch_size": default_micro_batch_cap(steps.target, steps.unit), **options}
     plan_options(budget, options)
-    return dict(budget=budget, step_target=step_target, step_unit=step_unit,
-                max_micro_batches=max_micro_batches, **options)  # fmt: skip
+    return dict(budget=budget, step_target=steps.target, step_unit=steps.unit,
+                max_micro_batches=steps.max_micro_batches, composition=steps.composition,
+                pool_steps=steps.pool_steps, **options)  # fmt: skip
 
 
 class StepBatches(torch.utils.data.Sampler):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..batching.steps import COMPOSITIONS
 from .config import DEFAULT_STEP_TARGET, TrainConfig
 from .memory_limit import parse_bytes
 
@@ -51,7 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     batching.add_argument("--step-unit", choices=("samples", "tokens"), default=d.step_unit)
     batching.add_argument("--max-batch-size", type=_optional(int), default=d.max_batch_size,
                           help="samples per micro-batch at most (default: the step target)")
-    batching.add_argument("--max-micro-batches", type=_optional(int), default=d.max_micro_batches)
+    batching.add_argument("--max-micro-batches", type=_optional(int), default=d.max_micro_batches,
+                          help="micro-batches per step at most (--composition sorted only)")
+    batching.add_argument("--composition", choices=COMPOSITIONS, default=d.composition,
+                          help="which samples meet in a step: random (the steps of fixed random "
+                               "batches, padding removed inside each), pooled (pools of "
+                               "--pool-steps steps sorted together, each step keeping the pool's "
+                               f"mix of lengths) or sorted (least padding); default {d.composition}")
+    batching.add_argument("--pool-steps", type=int, default=d.pool_steps,
+                          help=f"steps per pool of --composition pooled (default {d.pool_steps})")
     model = parser.add_argument_group("model and optimizer")
     model.add_argument("--embedding-dim", type=int, default=d.embedding_dim)
     model.add_argument("--hidden-size", type=int, default=d.hidden_size)

@@ -5,7 +5,7 @@ import dataclasses
 import math
 import numbers
 
-from ..batching.steps import default_micro_batch_cap
+from ..batching.steps import COMPOSITIONS, DEFAULT_COMPOSITION, DEFAULT_POOL_STEPS, default_micro_batch_cap
 
 AUTOCAST_DTYPES = (None, "bfloat16", "float16")
 DEFAULT_STEP_TARGET = 32.0
@@ -41,6 +41,8 @@ class TrainConfig:
     step_unit: str = "samples"
     max_batch_size: int | None = None  # None: step_target, when steps are counted in samples
     max_micro_batches: int | None = None
+    composition: str = DEFAULT_COMPOSITION  # which samples meet in a step (see StepOptions)
+    pool_steps: int = DEFAULT_POOL_STEPS  # steps per pool, composition="pooled"
     fused: bool = True
     autocast: str | None = None  # "bfloat16" or "float16": forward passes under torch.autocast
     lstm: str = "auto"  # see dynbatch_ext.nn.bilstm: auto, packed, flipped, padded
@@ -87,6 +89,8 @@ class TrainConfig:
         if self.batching == "fixed" and self.step_target is not None:
             problems.append("batching='fixed' makes every batch its own step: leave step_target "
                             "unset")  # fmt: skip
+        if self.composition not in COMPOSITIONS:
+            problems.append(f"composition must be one of {COMPOSITIONS}, got {self.composition!r}")
         if self.autocast not in AUTOCAST_DTYPES:
             problems.append(f"autocast must be one of {AUTOCAST_DTYPES}, got {self.autocast!r}")
         if self.autocast == "float16" and self.device == "cpu":

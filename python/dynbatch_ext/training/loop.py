@@ -80,13 +80,17 @@ def _make_sampler(config: TrainConfig, pairs: EncodedPairs, world: _World, cost,
             raise ValueError("batching='fixed' is the single-process baseline; use 'budget' "
                              "under torchrun")  # fmt: skip
         return FixedBatchSampler(len(pairs), config.batch_size, seed=config.seed)
-    # Without a step target every micro-batch is its own step: a target of 1 sample with at
-    # most 1 micro-batch per step.
+    # Without a step target every micro-batch is its own step: sorted steps of 1 sample with at
+    # most 1 micro-batch each.
+    if config.step_target is None:
+        steps = dict(step_target=1.0, max_micro_batches=1, composition="sorted")
+    else:
+        steps = dict(step_target=config.step_target, step_unit=config.step_unit,
+                     max_micro_batches=config.max_micro_batches, composition=config.composition,
+                     pool_steps=config.pool_steps)  # fmt: skip
     return BucketBatchSampler(
         pairs.lengths(), budget, cost=cost, max_batch_size=config.micro_batch_cap,
-        seed=config.seed, num_replicas=world.size, rank=world.rank,
-        step_target=config.step_target or 1.0, step_unit=config.step_unit,
-        max_micro_batches=1 if config.step_target is None else config.max_micro_batches,
+        seed=config.seed, num_replicas=world.size, rank=world.rank, **steps,
     )  # fmt: skip
 
 
