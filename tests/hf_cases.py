@@ -12,17 +12,17 @@ transformers = pytest.importorskip("transformers")
 datasets = pytest.importorskip("datasets")
 
 from dynbatch_ext.integrations.hf import BudgetTrainer  # noqa: E402
-from dynbatch_ext.integrations.steps import StepBatches  # noqa: E402
+from dynbatch_ext.integrations.steps import StepBatches, StepCollator  # noqa: E402
 
 VOCAB = 40
 
 
-def tiny_bert(seed: int = 0):
+def tiny_bert(seed: int = 0, dropout: float = 0.0):
     torch.manual_seed(seed)
     config = transformers.BertConfig(
         vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0, num_labels=2, attn_implementation="eager",
+        intermediate_size=32, max_position_embeddings=64, hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout, num_labels=2, attn_implementation="eager",
     )  # fmt: skip
     return transformers.BertForSequenceClassification(config).double()
 
@@ -52,9 +52,12 @@ def arguments(out_dir, **overrides):
     return transformers.TrainingArguments(**{**settings, **overrides})
 
 
+PLAN_ARGUMENTS = ("budget", "cost", "step_target", "plan_options", "composition", "pool_steps")
+
+
 def trainer(out_dir, model=None, dataset=None, **overrides):
     plan = dict(budget=200, cost="tokens", step_target=12)
-    plan.update({k: overrides.pop(k) for k in list(overrides) if k in ("budget", "cost", "step_target", "plan_options")})
+    plan.update({k: overrides.pop(k) for k in list(overrides) if k in PLAN_ARGUMENTS})
     return BudgetTrainer(model=model if model is not None else tiny_bert(), args=arguments(out_dir, **overrides),
                          train_dataset=dataset if dataset is not None else ragged_dataset(),
                          data_collator=pad_collate, **plan)  # fmt: skip
@@ -97,4 +100,24 @@ def record_steps(monkeypatch=None):
         monkeypatch.setattr(StepBatches, "__iter__", recording)
     else:
         StepBatches.__iter__ = recording
+    return seen
+
+
+def record_trained(monkeypatch=None) -> list:
+    """Every step whose samples were loaded (what the Trainer trains: a step it skips on resume
+    is never collated), as a list of micro-batch index lists."""
+    seen = []
+    original = StepCollator.__call__
+
+    def recording(self, tagged):
+        step: dict[int, list] = {}
+        for k, index, _ in tagged:
+            step.setdefault(k, []).append(index)
+        seen.append([step[k] for k in sorted(step)])
+        return original(self, tagged)
+
+    if monkeypatch is not None:
+        monkeypatch.setattr(StepCollator, "__call__", recording)
+    else:
+        StepCollator.__call__ = recording
     return seen

@@ -31,11 +31,12 @@ def pad(rows: list[dict]) -> dict:
 class Classifier(BudgetedSteps, L.LightningModule):
     """Mean of token embeddings, then a tanh layer: its loss is not linear in the batch."""
 
-    def __init__(self, lr: float = 0.1, seed: int = 0):
+    def __init__(self, lr: float = 0.1, seed: int = 0, dropout: float = 0.0):
         super().__init__()
         torch.manual_seed(seed)
         self.embedding = torch.nn.Embedding(VOCAB, 8, padding_idx=0).double()
-        self.head = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
+        self.head = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Dropout(dropout),
+                                        torch.nn.Linear(8, 2)).double()  # fmt: skip
         self.lr = lr
         self.steps: list[list[list[int]]] = []  # the sample indices of every step's micro-batches
         self.gradients: list[dict] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -12,9 +13,9 @@ from two_ranks import run_two_ranks
 
 from hf_cases import (  # noqa: E402  (skips the module where transformers is absent)
     GradientsPerStep, big_batch_gradients, datasets, pad_collate, ragged_dataset, record_steps,
-    tiny_bert, trainer, transformers,
+    record_trained, tiny_bert, trainer, transformers,
 )
-from dynbatch_ext.integrations.hf import BudgetTrainer, dataset_lengths
+from dynbatch_ext.integrations.hf import BudgetTrainer, _check_world, dataset_lengths
 
 
 def test_dataset_lengths_reads_columns_of_singles_and_pairs():
@@ -64,25 +65,98 @@ def test_two_ranks_through_torchrun_every_sample_once_and_exact(tmp_path):
         ids = [i for rank in steps for step in rank for mb in step for i in mb]
         assert sorted(ids) == list(range(150))
     assert max(rank["worst_gradient_error"] for rank in ranks) < 1e-10
+    # Three epochs, resumed in the middle of the third: the remaining steps, the same weights.
+    for rank in ranks:
+        assert rank["resumed_steps"] == rank["whole_steps"][rank["resumed_at"]:]
+        assert rank["resumed_same_weights"]
+    for epoch in range(3):
+        ids = [i for rank in ranks for step in rank["whole_steps"][epoch * per_epoch:(epoch + 1) * per_epoch]
+               for mb in step for i in mb]  # fmt: skip
+        assert sorted(ids) == list(range(150))
 
 
-def test_resume_mid_epoch_reaches_the_same_weights_bitwise(tmp_path):
-    whole = trainer(tmp_path / "whole")
+def _every_epoch_trains_every_sample_once_in_a_new_order(steps, per_epoch, epochs, n):
+    epochs_steps = [steps[e * per_epoch:(e + 1) * per_epoch] for e in range(epochs)]
+    for epoch in epochs_steps:
+        assert sorted(i for step in epoch for mb in step for i in mb) == list(range(n))
+    assert all(a != b for a, b in zip(epochs_steps, epochs_steps[1:]))
+
+
+@pytest.mark.parametrize("composition", ["sorted", "random"])
+def test_three_epochs_resumed_from_any_step_train_the_uninterrupted_steps_bitwise(tmp_path, monkeypatch,
+                                                                                composition):  # fmt: skip
+    """Resume as a property: from a checkpoint at any step of any epoch (boundaries included),
+    the rest of the run trains the uninterrupted run's steps, step by step, and ends on its
+    weights bit for bit (dropout on: the Trainer restores the RNG)."""
+    trained = record_trained(monkeypatch)
+    dataset = ragged_dataset()
+    whole = trainer(tmp_path, model=tiny_bert(dropout=0.1), dataset=dataset, num_train_epochs=3,
+                    save_strategy="steps", save_steps=1, composition=composition)  # fmt: skip
     whole.train()
+    steps, per_epoch = list(trained), len(whole.budget_sampler.step_sizes())
+    assert whole.state.global_step == len(steps) == 3 * per_epoch
+    _every_epoch_trains_every_sample_once_in_a_new_order(steps, per_epoch, 3, len(dataset))
+    boundaries = [1, per_epoch - 1, per_epoch, per_epoch + 1, 2 * per_epoch, 3 * per_epoch - 1]
+    others = sorted(set(range(2, 3 * per_epoch - 1)) - set(boundaries))
+    points = sorted(set(boundaries) | set(np.random.default_rng(0).choice(others, 5, replace=False).tolist()))
+    assert len(points) >= 10
+    for point in points:
+        trained.clear()
+        resumed = trainer(tmp_path, model=tiny_bert(dropout=0.1), dataset=dataset, num_train_epochs=3,
+                          composition=composition)  # fmt: skip
+        resumed.train(resume_from_checkpoint=str(tmp_path / f"checkpoint-{point}"))
+        assert trained == steps[point:], f"resumed at step {point}"
+        for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
+            assert torch.equal(a, b), (point, name)
 
-    class StopAt(transformers.TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            control.should_training_stop = state.global_step == 5
 
-    parted = trainer(tmp_path / "parted", save_strategy="steps", save_steps=5)
-    parted.add_callback(StopAt())
-    parted.train()
-    assert parted.state.global_step == 5 and (tmp_path / "parted" / "checkpoint-5").is_dir()
-    resumed = trainer(tmp_path / "parted", save_strategy="steps", save_steps=5)
-    resumed.train(resume_from_checkpoint=str(tmp_path / "parted" / "checkpoint-5"))
-    assert resumed.state.global_step == whole.state.global_step
-    for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
-        assert torch.equal(a, b), name
+def test_a_resume_under_other_settings_is_refused_naming_what_changed(tmp_path):
+    dataset = ragged_dataset()
+    run = trainer(tmp_path, dataset=dataset, num_train_epochs=2, save_strategy="steps", save_steps=13)
+    run.train()
+    checkpoint = str(tmp_path / "checkpoint-13")  # inside the second epoch
+    grown = ragged_dataset(n=121)
+    changed = ragged_dataset(seed=1)
+    others = {
+        "step_target: saved with 12.0, this sampler has 13.0": dict(step_target=13),
+        "seed: saved with 0, this sampler has 1": dict(seed=1),
+        "budget: saved with 200.0": dict(budget=300),
+        "batch_overhead: saved with 0.15": dict(plan_options={"batch_overhead": 0.5}),
+        "step_composition: saved with 'sorted'": dict(composition="random"),
+        "num_samples: saved with 120, this sampler has 121": dict(dataset=grown),
+        "lengths_sha256": dict(dataset=changed),
+    }
+    for message, change in others.items():
+        other = trainer(tmp_path, **{"dataset": dataset, **change})
+        with pytest.raises(ValueError, match=f"cannot resume from .*checkpoint-13.*{message}"):
+            other.train(resume_from_checkpoint=checkpoint)
+    (tmp_path / "checkpoint-13" / "budget_sampler.json").unlink()  # as a plain Trainer's checkpoint
+    with pytest.raises(ValueError, match="holds no budget_sampler.json: it was not saved by a BudgetTrainer"):
+        trainer(tmp_path, dataset=dataset).train(resume_from_checkpoint=checkpoint)
+
+
+def test_stale_lengths_are_named_when_a_micro_batch_comes_out_longer_than_planned(tmp_path):
+    dataset = ragged_dataset()
+    stale = dataset.map(lambda row: {"length": max(1, row["length"] - 12)})
+    with pytest.raises(ValueError, match=r"collated to length \d+, longer than the \d+ its samples "
+                                         r"have in the plan \(sample \d+: \d+ tokens, \d+ in the plan"):
+        trainer(tmp_path, dataset=stale).train()
+
+
+def test_a_cpu_launch_without_use_cpu_is_refused_under_torchrun(tmp_path):
+    # transformers runs each of the 2 processes as a single-process job (args.world_size 1): each
+    # would train every sample with no gradient sync.
+    for rank in run_two_ranks("hf_without_use_cpu.py", tmp_path):
+        assert rank["world_size"] == 1
+        assert "2 processes were launched" in rank["error"] and "use_cpu=True" in rank["error"]
+
+
+def test_launches_the_trainer_does_not_see_and_drop_last_are_refused(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="no batch left over to drop: set dataloader_drop_last=False"):
+        trainer(tmp_path, dataloader_drop_last=True)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"2 processes were launched .* see a world of 1.*use_cpu=True"):
+        _check_world(types.SimpleNamespace(world_size=1))
 
 
 def test_settings_that_would_break_the_steps_are_refused(tmp_path):

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import types
 
+import numpy as np
 import pytest
 import torch
 from two_ranks import run_two_ranks
 
 from lightning_cases import (  # noqa: E402  (skips the module where lightning is absent)
-    L, Classifier, big_batch_gradients, data_module, ragged_samples, trainer,
+    L, Classifier, big_batch_gradients, data_module, pad, ragged_samples, trainer,
 )
+from dynbatch_ext import BucketBatchSampler
+from dynbatch_ext.integrations.lightning import BudgetDataModule
+from dynbatch_ext.integrations.steps import StepBatches, StepCollator, StepDataset
 
 
 def test_a_step_equals_one_big_batch_and_every_sample_is_trained_once_per_epoch():
@@ -41,6 +45,18 @@ def test_two_ranks_through_torchrun_every_sample_once_and_exact(tmp_path):
         assert [len(s) for s in steps[0]] == [len(s) for s in steps[1]]
         assert sorted(i for rank in steps for step in rank for mb in step for i in mb) == list(range(150))
     assert max(rank["worst_gradient_error"] for rank in ranks) < 1e-10
+    # One gradient all-reduce per optimizer step (one bucket: a tiny model), not per micro-batch.
+    for rank in ranks:
+        assert rank["all_reduces"] == rank["global_step"] < rank["micro_batches"]
+    # Resumed in the middle of the third epoch: the remaining steps, and the same weights.
+    for rank in ranks:
+        assert rank["resumed_steps"] == rank["whole_steps"][rank["resumed_at"]:]
+        assert rank["resumed_same_weights"]
+    per_epoch = len(ranks[0]["whole_steps"]) // 3
+    for epoch in range(3):
+        ids = [i for rank in ranks for step in rank["whole_steps"][epoch * per_epoch:(epoch + 1) * per_epoch]
+               for mb in step for i in mb]  # fmt: skip
+        assert sorted(ids) == list(range(150))
 
 
 def test_resume_from_a_mid_epoch_checkpoint_reaches_the_same_weights_bitwise(tmp_path):
@@ -60,6 +76,66 @@ def test_resume_from_a_mid_epoch_checkpoint_reaches_the_same_weights_bitwise(tmp
     other = data_module(samples, budget=200)  # a checkpoint of another plan is refused
     with pytest.raises(ValueError, match="resuming under other settings"):
         trainer().fit(Classifier(), other, ckpt_path=str(saved[-1]))
+
+
+def _every_epoch_trains_every_sample_once_in_a_new_order(steps, epochs, n):
+    per_epoch = len(steps) // epochs
+    epochs_steps = [steps[e * per_epoch:(e + 1) * per_epoch] for e in range(epochs)]
+    for epoch in epochs_steps:
+        assert sorted(i for step in epoch for mb in step for i in mb) == list(range(n))
+    assert all(a != b for a, b in zip(epochs_steps, epochs_steps[1:]))
+
+
+def test_three_epochs_resumed_from_any_step_train_the_uninterrupted_steps_bitwise(tmp_path):
+    """Resume as a property: from a checkpoint after any step of any epoch (boundaries included),
+    the rest trains the uninterrupted run's steps and ends on its weights bit for bit, with dropout
+    on (BudgetedSteps restores the RNG)."""
+    samples = ragged_samples()
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=1, save_top_k=-1,
+                                                      filename="{step}")  # fmt: skip
+    whole = Classifier(dropout=0.2)
+    trainer(max_epochs=3, enable_checkpointing=True, callbacks=[checkpoints]).fit(whole, data_module(samples))
+    per_epoch = len(whole.steps) // 3
+    _every_epoch_trains_every_sample_once_in_a_new_order(whole.steps, 3, len(samples))
+    boundaries = [1, per_epoch - 1, per_epoch, per_epoch + 1, 2 * per_epoch, 3 * per_epoch - 1]
+    others = sorted(set(range(2, 3 * per_epoch - 1)) - set(boundaries))
+    points = sorted(set(boundaries) | set(np.random.default_rng(0).choice(others, 5, replace=False).tolist()))
+    assert len(points) >= 10
+    for point in points:
+        resumed = Classifier(dropout=0.2)
+        trainer(max_epochs=3).fit(resumed, data_module(samples), ckpt_path=str(tmp_path / f"step={point}.ckpt"))
+        assert resumed.steps == whole.steps[point:], f"resumed after step {point}"
+        for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+            assert torch.equal(a, b), (point, name)
+
+
+def test_a_mid_epoch_checkpoint_without_this_loaders_position_is_refused(tmp_path):
+    samples = ragged_samples()
+    module = data_module(samples)
+
+    class PlainLoader(L.LightningDataModule):  # another DataModule: its loader keeps no position
+        def train_dataloader(self):
+            module.sampler = BucketBatchSampler(module.lengths, 120, cost="tokens", step_target=12)
+            return torch.utils.data.DataLoader(StepDataset(samples), batch_sampler=StepBatches(module.sampler),
+                                               collate_fn=StepCollator(pad))  # fmt: skip
+
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=5, save_top_k=-1)
+    trainer(max_steps=5, enable_checkpointing=True, callbacks=[checkpoints]).fit(Classifier(), PlainLoader())
+    saved = next(tmp_path.glob("*.ckpt"))
+    with pytest.raises(ValueError, match="resumes epoch 0 after 5 steps, but its checkpoint holds no position"):
+        trainer().fit(Classifier(), data_module(samples), ckpt_path=str(saved))
+
+
+def test_stale_lengths_and_an_unreadable_micro_batch_are_named():
+    samples = ragged_samples()
+    lengths = [max(1, len(s["input_ids"]) - 12) for s in samples]
+    stale = BudgetDataModule(samples, lengths, 120, cost="tokens", step_target=12, collate_fn=pad)
+    with pytest.raises(ValueError, match=r"longer than the \d+ its samples have in the plan \(sample \d+: "):
+        trainer().fit(Classifier(), stale)
+    unkeyed = data_module(samples, padded_length="tokens")
+    with pytest.raises(ValueError, match="by its 'tokens' entry, which this micro-batch does not have"):
+        trainer().fit(Classifier(), unkeyed)
+    trainer(max_steps=2).fit(Classifier(), data_module(samples, padded_length=None))  # the check left out
 
 
 def test_lightnings_distributed_sampler_is_refused_under_ddp():

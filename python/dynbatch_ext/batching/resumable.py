@@ -86,12 +86,10 @@ class ResumableBatchSampler(Sampler[list[int]]):
         done = check_int("batches_consumed", done, 0, len(self))
         return {"epoch": self.epoch, "batches_done": done, **self._settings()}
 
-    def load_state_dict(self, state: dict) -> None:
-        """Resumes: the next iteration yields exactly the batches of `state` not yet done.
-
-        Refuses a state saved by a sampler that would plan other batches (other lengths, options,
-        step layout or world size), naming what differs: resuming it would skip some samples and
-        repeat others."""
+    def check_state(self, state) -> None:
+        """Refuses a state that this sampler cannot resume: not a state_dict(), or saved by a
+        sampler that would plan other batches (other lengths, options, step layout or world
+        size), naming what differs: resuming it would skip some samples and repeat others."""
         if not isinstance(state, dict):
             raise ValueError(f"a sampler state is a dict (from state_dict()), got {type(state).__name__}")
         missing = sorted({"epoch", "batches_done"} - set(state))
@@ -107,6 +105,12 @@ class ResumableBatchSampler(Sampler[list[int]]):
                 "settings would not give the remaining batches (some samples would be skipped, "
                 "others repeated): " + "; ".join(differences)
             )
+        check_int("epoch", state["epoch"], 0)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resumes: the next iteration yields exactly the batches of `state` not yet done.
+        Refuses a state this sampler cannot resume (see `check_state`)."""
+        self.check_state(state)
         self.set_epoch(state["epoch"])
         done = check_int("batches_done", state["batches_done"], 0, len(self))
         layout = self._step_layout()

@@ -21,9 +21,12 @@ How it fits the Trainer:
 - Under DDP (torchrun, accelerate launch) the sampler gives each rank its own micro-batches, the
   same number in every step; the DataLoader is not passed through `accelerator.prepare`, whose
   `BatchSamplerShard` would split the rank's batches a second time and lose samples.
-- The Trainer calls `set_epoch` on the sampler each epoch, and on resume skips the optimizer
-  steps already trained in the epoch (accelerate's `SkipBatchSampler` over this sampler): the
-  remaining steps are exactly those not yet trained.
+- The Trainer calls `set_epoch` on the loader each epoch (a new order every epoch), and on
+  resume skips the optimizer steps already trained in the epoch (accelerate's
+  `SkipBatchSampler`, whose `.batch_sampler` it then sets the epoch on): the remaining steps are
+  exactly those not yet trained. Every checkpoint holds the sampler's settings
+  (`budget_sampler.json`), and a resume under any other setting (lengths, budget, cost, steps,
+  seed, world size, ...) is refused, naming what changed.
 - `pad_multiple` is the collator's `pad_to_multiple_of`, so the budget counts the padding the
   collator adds.
 """
@@ -31,6 +34,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -49,9 +55,12 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
 from ..batching import BucketBatchSampler, micro_batch_weights
 from ..batching.checks import as_lengths
 from ..batching.steps import DEFAULT_COMPOSITION, DEFAULT_POOL_STEPS, StepOptions
-from .steps import StepBatches, StepCollator, StepDataset, step_sampler_arguments
+from .steps import (
+    PlannedLengthCheck, StepBatches, StepCollator, StepDataset, StepLoader, step_sampler_arguments,
+)  # fmt: skip
 
 LOSS_UNITS = ("samples", "tokens")
+SAMPLER_STATE_NAME = "budget_sampler.json"  # in every checkpoint folder, beside trainer_state.json
 _SET_BY_TRAINING_ARGUMENTS = {"seed": "TrainingArguments.seed",
                               "num_replicas": "TrainingArguments.world_size",
                               "rank": "TrainingArguments.process_index"}  # fmt: skip
@@ -88,6 +97,33 @@ def dataset_lengths(dataset, columns: str | Sequence[str] = "length") -> np.ndar
     return as_lengths(columns_read[0] if len(names) == 1 else np.stack(columns_read, axis=1))
 
 
+def _check_world(args) -> None:
+    """Refuses a launch where torch.distributed (or the launcher) has more processes than the
+    TrainingArguments see: each process would train every sample, without gradient sync."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        launched = torch.distributed.get_world_size()
+    if launched != args.world_size:
+        raise ValueError(
+            f"{launched} processes were launched (torchrun / accelerate launch) but the "
+            f"TrainingArguments see a world of {args.world_size}, so every process would train "
+            "every sample with no gradient sync. On a machine without a GPU pass "
+            "TrainingArguments(use_cpu=True), which makes the Trainer run them as one "
+            "distributed job; on GPUs launch one process per GPU"
+        )
+
+
+def _input_length(batch) -> int | None:
+    """A collated micro-batch's padded length: the width of its input_ids."""
+    ids = batch.get("input_ids") if isinstance(batch, dict) else None
+    return int(ids.shape[-1]) if isinstance(ids, torch.Tensor) and ids.ndim >= 2 else None
+
+
+def _sample_length(sample) -> int | None:
+    ids = sample.get("input_ids") if isinstance(sample, dict) else None
+    return len(ids) if ids is not None and hasattr(ids, "__len__") else None
+
+
 class BudgetTrainer(transformers.Trainer):
     """A `transformers.Trainer` on budgeted micro-batches and optimizer steps of about equal size.
 
@@ -119,6 +155,11 @@ class BudgetTrainer(transformers.Trainer):
                  length_columns: str | Sequence[str] = "length", loss_unit: str = "samples",
                  plan_options: dict | None = None, **kwargs):  # fmt: skip
         super().__init__(*args, **kwargs)
+        _check_world(self.args)
+        if self.args.dataloader_drop_last:
+            raise ValueError("BudgetTrainer trains every sample once per epoch, in steps of "
+                             "budgeted micro-batches with no batch left over to drop: set "
+                             "dataloader_drop_last=False")  # fmt: skip
         if self.args.gradient_accumulation_steps != 1:
             raise ValueError(
                 f"BudgetTrainer groups micro-batches into optimizer steps itself (step_target="
@@ -142,6 +183,21 @@ class BudgetTrainer(transformers.Trainer):
         self._lengths = lengths
         self._length_columns = length_columns
         self.budget_sampler: BucketBatchSampler | None = None
+        self._step_batches: StepBatches | None = None
+        self._resuming_from: str | None = None
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        """`transformers.Trainer.train`; a checkpoint to resume from must hold the sampler state of
+        a BudgetTrainer with the same settings (checked before anything is trained)."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = transformers.trainer_utils.get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
+        self._resuming_from = resume_from_checkpoint or None
+        try:
+            return super().train(resume_from_checkpoint, *args, **kwargs)
+        finally:
+            self._resuming_from = None
 
     def _training_lengths(self) -> np.ndarray:
         if self._lengths is not None:
@@ -161,21 +217,74 @@ class BudgetTrainer(transformers.Trainer):
             lengths, budget, num_replicas=self.args.world_size, rank=self.args.process_index,
             seed=self.args.seed, **plan,
         )  # fmt: skip
+        self._step_batches = StepBatches(self.budget_sampler)
+        if self._resuming_from is not None:
+            self._check_resumable(self._resuming_from)
         dataset, collate = self.train_dataset, self.data_collator
+        # The sample's own length, read before unused columns are removed, to name stale lengths.
+        check = PlannedLengthCheck(lengths, self.budget_sampler.options.pad_multiple,
+                                   padded_length=_input_length, sample_length=_sample_length)  # fmt: skip
         if isinstance(dataset, datasets.Dataset):
             dataset = self._remove_unused_columns(dataset, description="Training")
         else:
             collate = self._get_collator_with_removed_columns(collate, description="Training")
         workers = self.args.dataloader_num_workers
-        return torch.utils.data.DataLoader(
-            StepDataset(dataset), batch_sampler=StepBatches(self.budget_sampler),
-            collate_fn=StepCollator(collate), num_workers=workers,
+        return StepLoader(
+            StepDataset(dataset), batch_sampler=self._step_batches,
+            collate_fn=StepCollator(collate, check), num_workers=workers,
             pin_memory=self.args.dataloader_pin_memory,
             persistent_workers=self.args.dataloader_persistent_workers and workers > 0,
             prefetch_factor=self.args.dataloader_prefetch_factor if workers > 0 else None,
             worker_init_fn=functools.partial(seed_worker, num_workers=workers,
                                              rank=self.args.process_index),
         )  # fmt: skip
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """The Trainer's checkpoint, and beside it where the sampler stands with every setting
+        it must be resumed under (written first, atomically, so that a checkpoint folder without
+        it was not finished)."""
+        if self._step_batches is not None and self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / (
+                f"{transformers.trainer_utils.PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            epoch, done = self._step_batches.steps_done(self.state.global_step)
+            if done == 0 and epoch > 0:  # the end of an epoch: that epoch, whole
+                epoch, done = epoch - 1, self._step_batches.steps_per_epoch
+            if epoch != self.budget_sampler.epoch:
+                raise RuntimeError(f"BudgetTrainer: the sampler is in epoch {self.budget_sampler.epoch} "
+                                   f"at global step {self.state.global_step}, which the Trainer "
+                                   f"counts as epoch {epoch}")  # fmt: skip
+            state = {"global_step": self.state.global_step, **self._step_batches.state_dict(done)}
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = folder / (SAMPLER_STATE_NAME + ".partial")
+            partial.write_text(json.dumps(state, indent=1))
+            os.replace(partial, folder / SAMPLER_STATE_NAME)  # whole, or not there
+        super()._save_checkpoint(model, trial)
+
+    def _check_resumable(self, checkpoint: str) -> None:
+        """Refuses a checkpoint whose sampler state is missing, or was saved under other
+        settings, or disagrees with the Trainer's own count of the steps done."""
+        path = Path(checkpoint) / SAMPLER_STATE_NAME
+        if not path.is_file():
+            raise ValueError(
+                f"{checkpoint} holds no {SAMPLER_STATE_NAME}: it was not saved by a BudgetTrainer "
+                "(or its saving was cut short), so where its epoch stood cannot be checked and "
+                "resuming could skip or repeat samples. Resume from a checkpoint a BudgetTrainer "
+                "saved, or start afresh"
+            )
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} cannot be read as a sampler state: {error}") from None
+        try:
+            self._step_batches.check_state(saved)
+        except ValueError as error:
+            raise ValueError(f"cannot resume from {checkpoint}: {error}") from None
+        trainer_state = Path(checkpoint) / transformers.trainer.TRAINER_STATE_NAME
+        if trainer_state.is_file():
+            global_step = json.loads(trainer_state.read_text()).get("global_step")
+            if global_step != saved.get("global_step"):
+                raise ValueError(f"cannot resume from {checkpoint}: its trainer state is at step "
+                                 f"{global_step}, its sampler state at {saved.get('global_step')}")  # fmt: skip
 
     def _count(self, micro_batch: dict) -> float:
         labels = micro_batch["labels"]

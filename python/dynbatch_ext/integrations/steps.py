@@ -1,8 +1,8 @@
 """One optimizer step per DataLoader item, for the framework integrations: the frameworks count
 a fixed number of batches per step, so each item holds a whole step's micro-batches instead.
 
-    DataLoader(StepDataset(dataset), batch_sampler=StepBatches(sampler),
-               collate_fn=StepCollator(collate))
+    StepLoader(StepDataset(dataset), batch_sampler=StepBatches(sampler),
+               collate_fn=StepCollator(collate, check=...))
 
 yields, per optimizer step of `sampler` (a BucketBatchSampler in step mode), the list of this
 rank's micro-batches, each collated by `collate`. The batch sampler's items are
@@ -12,6 +12,9 @@ the DataLoader's workers, pinning and prefetching work as usual. No framework is
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
+import numpy as np
 import torch
 
 from ..batching import BucketBatchSampler
@@ -37,17 +40,21 @@ def step_sampler_arguments(budget, steps: StepOptions, options: dict,
 
 class StepBatches(torch.utils.data.Sampler):
     """A BucketBatchSampler in step mode as a batch sampler whose batches are whole optimizer
-    steps: each yields (micro-batch number, sample index) pairs, which StepCollator splits."""
+    steps: each yields (micro-batch number, sample index) pairs, which StepCollator splits.
+
+    The frameworks count an epoch's steps once, from the first epoch's length, so every epoch
+    must have as many steps: `set_epoch` refuses one that has not (possible only for
+    composition="sorted" with padding_noise and max_micro_batches)."""
 
     def __init__(self, sampler: BucketBatchSampler):
         # Named `sampler`: Lightning sets the epoch on `dataloader.batch_sampler.sampler`, the HF
-        # Trainer on the batch sampler itself (set_epoch below).
+        # Trainer on the loader (StepLoader.set_epoch) or on a skip wrapper's `.batch_sampler`.
         self.sampler = sampler
-
+        self.steps_per_epoch = len(sampler.step_sizes())
         self._resume = None  # (epoch, steps done): where the next iteration of that epoch starts
 
     def __len__(self) -> int:
-        return len(self.sampler.step_sizes())
+        return self.steps_per_epoch
 
     def __iter__(self):
         steps = self.sampler.steps()
@@ -59,6 +66,20 @@ class StepBatches(torch.utils.data.Sampler):
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
+        steps = len(self.sampler.step_sizes())
+        if steps != self.steps_per_epoch:
+            raise ValueError(
+                f"epoch {epoch} plans {steps} optimizer steps where the first planned "
+                f"{self.steps_per_epoch}, and the training framework counts an epoch's steps "
+                "once: some samples would not be trained. Leave padding_noise at 0 or "
+                "max_micro_batches unset, or use composition='random' or 'pooled', whose steps "
+                "per epoch never change"
+            )
+
+    def steps_done(self, global_step: int) -> tuple[int, int]:
+        """(epoch, steps done in it) after `global_step` optimizer steps in all, as the
+        frameworks count them: a finished epoch is the next one's start."""
+        return divmod(int(global_step), self.steps_per_epoch)
 
     def state_dict(self, steps_done: int) -> dict:
         """Where an epoch stands after `steps_done` optimizer steps were trained (the sampler's
@@ -66,15 +87,26 @@ class StepBatches(torch.utils.data.Sampler):
         consumed = int(sum(self.sampler.step_sizes()[:steps_done]))
         return {"sampler": self.sampler.state_dict(batches_consumed=consumed), "steps_done": steps_done}
 
+    def check_state(self, state) -> dict:
+        """`state` if it is a state_dict() of a sampler that plans these steps; a ValueError naming
+        what differs otherwise (BucketBatchSampler.check_state)."""
+        if not isinstance(state, dict) or not {"sampler", "steps_done"} <= set(state):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"this is not a saved state of budgeted steps (a dict with 'sampler' "
+                             f"and 'steps_done'), got {got}")  # fmt: skip
+        self.sampler.check_state(state["sampler"])
+        return state
+
     def load_state_dict(self, state: dict) -> None:
         """The next iteration of the saved epoch starts after its `steps_done` steps; a state from
-        a sampler that plans other batches is refused (BucketBatchSampler.load_state_dict)."""
+        a sampler that plans other steps is refused."""
+        self.check_state(state)
         self.sampler.load_state_dict(state["sampler"])
         self._resume = (self.sampler.epoch, int(state["steps_done"]))
 
 
 class StepDataset(torch.utils.data.Dataset):
-    """Reads (micro-batch number, index) keys: the sample, tagged with its micro-batch."""
+    """Reads (micro-batch number, index) keys: the sample, tagged with both."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -84,7 +116,7 @@ class StepDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key):
         micro_batch, index = key
-        return micro_batch, self.dataset[index]
+        return micro_batch, index, self.dataset[index]
 
     def __getitems__(self, keys):
         indices = [index for _, index in keys]
@@ -92,17 +124,83 @@ class StepDataset(torch.utils.data.Dataset):
             samples = self.dataset.__getitems__(indices)
         else:
             samples = [self.dataset[i] for i in indices]
-        return [(micro_batch, sample) for (micro_batch, _), sample in zip(keys, samples)]
+        return [(micro_batch, index, sample) for (micro_batch, index), sample in zip(keys, samples)]
+
+
+class PlannedLengthCheck:
+    """Checks a collated micro-batch against the plan: its padded length (`padded_length(batch)`,
+    one number) may not exceed the longest length the plan gave its samples, or the lengths the
+    plan was made from are stale and the budget no longer bounds the batch. Where it does,
+    `sample_length(sample)` finds which samples grew, for the message."""
+
+    def __init__(self, lengths: np.ndarray, pad_multiple: int,
+                 padded_length: Callable[[Any], int | None],
+                 sample_length: Callable[[Any], int | None]):  # fmt: skip
+        # Pairs: both fields, as a model that concatenates them sees them (an upper bound).
+        padded = -(-lengths // pad_multiple) * pad_multiple
+        self.planned = padded if lengths.ndim == 1 else padded.sum(axis=1)
+        self.lengths = lengths if lengths.ndim == 1 else lengths.sum(axis=1)
+        self.padded_length, self.sample_length = padded_length, sample_length
+
+    def __call__(self, indices: list[int], samples: list, batch) -> None:
+        got = self.padded_length(batch)
+        if got is None:
+            return
+        planned = int(self.planned[indices].max())
+        if got <= planned:
+            return
+        grown = []
+        for index, sample in zip(indices, samples):
+            actual = self.sample_length(sample)
+            if actual is not None and actual > self.lengths[index]:
+                grown.append(f"sample {index}: {actual} tokens, {int(self.lengths[index])} in the plan")
+        which = "; ".join(grown[:3]) if grown else f"samples {indices[:8]}"
+        raise ValueError(
+            f"a micro-batch collated to length {got}, longer than the {planned} its samples have "
+            f"in the plan ({which}): the lengths the plan was made from are stale (recompute the "
+            "length column after changing the texts), or the collator pads further than the "
+            "samples' longest length (padding='max_length'), and the budget no longer bounds "
+            "the micro-batch"
+        )
 
 
 class StepCollator:
-    """The step's samples, split back into micro-batches, each collated by `collate`."""
+    """The step's samples, split back into micro-batches, each collated by `collate` and checked
+    by `check` (a PlannedLengthCheck, or None)."""
 
-    def __init__(self, collate):
-        self.collate = collate
+    def __init__(self, collate, check: PlannedLengthCheck | None = None):
+        self.collate, self.check = collate, check
 
     def __call__(self, tagged):
-        groups: dict[int, list] = {}
-        for micro_batch, sample in tagged:
-            groups.setdefault(micro_batch, []).append(sample)
-        return [self.collate(groups[k]) for k in sorted(groups)]
+        groups: dict[int, tuple[list, list]] = {}
+        for micro_batch, index, sample in tagged:
+            indices, samples = groups.setdefault(micro_batch, ([], []))
+            indices.append(index)
+            samples.append(sample)
+        collated = []
+        for k in sorted(groups):
+            indices, samples = groups[k]
+            batch = self.collate(samples)
+            if self.check is not None:
+                self.check(indices, samples, batch)
+            collated.append(batch)
+        return collated
+
+
+class StepLoader(torch.utils.data.DataLoader):
+    """The training loader: one optimizer step per item. `set_epoch` reaches the sampler (the HF
+    Trainer calls it on the loader); `state_dict` / `load_state_dict` hold the position after
+    `steps_trained()` steps of the epoch (Lightning saves a stateful loader in its checkpoints)."""
+
+    def __init__(self, *args, steps_trained: Callable[[], int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._steps_trained = steps_trained
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batch_sampler.set_epoch(epoch)
+
+    def state_dict(self) -> dict:
+        return self.batch_sampler.state_dict(self._steps_trained())
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_sampler.load_state_dict(state)
