@@ -118,12 +118,12 @@ def test_a_resume_under_other_settings_is_refused_naming_what_changed(tmp_path):
     grown = ragged_dataset(n=121)
     changed = ragged_dataset(seed=1)
     others = {
-        "step_target: saved with 12.0, this sampler has 13.0": dict(step_target=13),
-        "seed: saved with 0, this sampler has 1": dict(seed=1),
+        "step_target: saved with 12.0, this one has 13.0": dict(step_target=13),
+        "seed: saved with 0, this one has 1": dict(seed=1),
         "budget: saved with 200.0": dict(budget=300),
         "batch_overhead: saved with 0.15": dict(plan_options={"batch_overhead": 0.5}),
         "step_composition: saved with 'sorted'": dict(composition="random"),
-        "num_samples: saved with 120, this sampler has 121": dict(dataset=grown),
+        "num_samples: saved with 120, this one has 121": dict(dataset=grown),
         "lengths_sha256": dict(dataset=changed),
     }
     for message, change in others.items():

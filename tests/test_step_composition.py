@@ -116,7 +116,7 @@ def test_compositions_other_than_sorted_refuse_what_only_sorted_steps_mean():
 
 def test_a_sampler_state_carries_the_composition_and_a_change_is_refused():
     saved = BucketBatchSampler(LENGTHS, 10**6, step_target=20, composition="random").state_dict()
-    with pytest.raises(ValueError, match="step_composition: saved with 'random', this sampler has 'pooled'"):
+    with pytest.raises(ValueError, match="step_composition: saved with 'random', this one has 'pooled'"):
         BucketBatchSampler(LENGTHS, 10**6, step_target=20, composition="pooled").load_state_dict(saved)
 
 

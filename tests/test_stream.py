@@ -194,3 +194,36 @@ def test_chunks_of_the_wrong_shape_say_what_was_expected():
     with pytest.raises(ValueError, match=r"expected lengths of shape \(3, 2\)"):
         list(stream_batches([np.ones(3, dtype=int)], 100, pairs=True))
     assert sum(len(b) for b in stream_batches([np.zeros(0, dtype=int), np.ones(4, dtype=int)], 100)) == 4
+
+
+def test_a_refused_chunk_is_taken_whole_or_not_at_all():
+    bucketer = StreamBucketer(10**6, buffer_size=4)
+    with pytest.raises(ValueError, match=r"sample 2 \(length -1\): lengths must be non-negative"):
+        bucketer.feed(list("abcdef"), [1, 2, -1, 3, 4, 5])
+    assert bucketer.samples_read == 0 and bucketer.buffered == 0 and not bucketer.batches()
+    bucketer.feed(list("abcdef"), [1, 2, 6, 3, 4, 5])  # the caller fixes the chunk and goes on
+    bucketer.finish()
+    assert sorted(s for b in bucketer.batches() for s in b) == list("abcdef")
+    over = StreamBucketer(100, buffer_size=4)
+    with pytest.raises(ValueError, match=r"sample 1 \(length 11\) costs 121 alone"):
+        over.feed(["x", "y"], [1, 11])
+    assert over.samples_read == 0 and over.buffered == 0
+
+
+@pytest.mark.parametrize("lengths, message", [
+    (np.array([3, 2**63], dtype=np.uint64), r"sample 1 has length 9223372036854775808: lengths must be in \[0, "),
+    ([3, 2**63, -1], r"sample 1 has length 9223372036854775808"),
+    ([3, 2**64], r"sample 1 has length 18446744073709551616"),
+])  # fmt: skip
+def test_lengths_past_int64_are_named_not_wrapped(lengths, message):
+    with pytest.raises(ValueError, match=message):
+        StreamBucketer(100).feed(["a"] * len(lengths), lengths)
+
+
+def test_a_state_of_other_settings_names_them_and_a_non_state_is_refused():
+    saved = StreamBucketer(100, seed=1).state_dict()
+    with pytest.raises(ValueError, match="seed: saved with 1, this one has 2"):
+        StreamBucketer(100, seed=2).load_state_dict(saved)
+    for bad in (None, [1], {"settings": {}}):
+        with pytest.raises(ValueError, match="this is not a stream state"):
+            StreamBucketer(100).load_state_dict(bad)

@@ -2,6 +2,7 @@
 StatefulDataLoader's resume."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -178,3 +179,98 @@ def test_the_readme_example_over_an_hf_streaming_dataset(tmp_path):
             assert count * longest**2 <= budget and set(batch) == {"input_ids", "attention_mask", "labels"}
             seen += count
         assert seen == len(texts)
+
+
+def _saved_midway(data, workers=0, taken=5):
+    stateful = pytest.importorskip("torchdata.stateful_dataloader")
+    loader = stateful.StatefulDataLoader(data, batch_size=None, num_workers=workers)
+    iterator = iter(loader)
+    for _ in range(taken):
+        next(iterator)
+    return loader.state_dict()
+
+
+def _resume(data, state, workers=0):
+    stateful = pytest.importorskip("torchdata.stateful_dataloader")
+    loader = stateful.StatefulDataLoader(data, batch_size=None, num_workers=workers)
+    loader.load_state_dict(state)
+    return [list(b) for b in loader]
+
+
+def test_a_state_of_another_reader_layout_or_epoch_is_refused():
+    state = _saved_midway(dataset(num_replicas=1, rank=0))
+    with pytest.raises(ValueError, match=r"saved by reader 0 of 1 .*this is reader 1 of 2"):
+        _resume(dataset(num_replicas=2, rank=1), state)
+    later = dataset()
+    later.set_epoch(2)
+    with pytest.raises(ValueError, match=r"saved in epoch 0 and the dataset is at epoch 2: call set_epoch\(0\)"):
+        _resume(later, state)
+
+
+def test_a_state_of_another_stream_is_refused():
+    state = _saved_midway(dataset(source=list(range(600))))
+    other = dataset(source=list(range(600, 1200)))
+    with pytest.raises(ValueError, match="saved while reading another stream .*lengths read differ"):
+        _resume(other, state)
+    shorter = dataset(source=list(range(10)))
+    with pytest.raises(ValueError, match="saved while reading another stream .*it ends after 10 of"):
+        _resume(shorter, state)
+    assert sorted(i for b in _resume(dataset(source=list(range(600))), state) for i in b)  # its own stream resumes
+
+
+class SplitsItselfPerWorker(torch.utils.data.IterableDataset):
+    """torch's documented pattern: each worker iterates its own share."""
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        start, step = (info.id, info.num_workers) if info is not None else (0, 1)
+        return iter(range(start, 1000, step))
+
+
+def test_a_torch_iterable_dataset_source_with_workers_must_say_how_it_splits():
+    with pytest.raises(ValueError, match="pass source_splits_workers=True if it does"):
+        batches_of(dataset(source=SplitsItselfPerWorker()), num_workers=2)
+    batches = batches_of(dataset(source=SplitsItselfPerWorker(), source_splits_workers=True), num_workers=2)
+    check_once_within_budget(batches, range(1000))
+    check_once_within_budget(batches_of(dataset(source=SplitsItselfPerWorker())), range(1000))  # no workers
+
+
+@pytest.mark.parametrize("loader, data", [({"num_workers": 2}, {}), ({}, {"num_replicas": 2, "rank": 1})])
+def test_an_empty_stream_is_the_same_error_whatever_the_readers(loader, data):
+    with pytest.raises(ValueError, match="the stream is empty"):
+        batches_of(dataset(source=[], **data), **loader)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_three_epochs_resumed_from_any_batch_give_the_uninterrupted_batches(workers):
+    """Resume as a property: a state taken after any batch of any epoch (boundaries included)
+    resumes with exactly the uninterrupted run's remaining batches; every epoch yields every
+    sample once, in an order that differs between epochs."""
+    stateful = pytest.importorskip("torchdata.stateful_dataloader")
+    source = list(range(900))
+
+    def loader(epoch):
+        data = dataset(source=source)
+        data.set_epoch(epoch)
+        return stateful.StatefulDataLoader(data, batch_size=None, num_workers=workers)
+
+    epochs, states = [], {}
+    for epoch in range(3):
+        run = loader(epoch)
+        states[(epoch, 0)] = run.state_dict()
+        batches = []
+        for batch in run:
+            batches.append(list(batch))
+            states[(epoch, len(batches))] = run.state_dict()
+        epochs.append(batches)
+        check_once_within_budget(batches, source)
+    assert epochs[0] != epochs[1] != epochs[2]
+    inner = [(e, k) for e in range(3) for k in range(1, len(epochs[e]))]
+    picked = np.random.default_rng(0).choice(len(inner), 7, replace=False)
+    points = sorted({(0, 0), (1, 0), (2, len(epochs[2])), *(inner[i] for i in picked)})
+    assert len(points) >= 10
+    for epoch, taken in points:
+        run = loader(epoch)
+        run.load_state_dict(states[(epoch, taken)])
+        rest = [[list(b) for b in run]] + [[list(b) for b in loader(e)] for e in range(epoch + 1, 3)]
+        assert rest == [epochs[epoch][taken:], *epochs[epoch + 1:]], (epoch, taken)

@@ -115,20 +115,24 @@ std::vector<int64_t> admit_samples(const LengthsView& lengths, const PlanOptions
     ++num_oversize;
     if (options.oversize == OversizePolicy::kSkip) skipped.push_back(i);
   }
-  if (num_oversize > 0 && options.oversize == OversizePolicy::kError) {
-    std::ostringstream out;
-    out << describe_sample(lengths, first_oversize) << " costs "
-        << cost_alone(lengths, first_oversize, options) << " alone, more than the budget "
-        << options.budget << " (" << num_oversize << " sample"
-        << (num_oversize > 1 ? "s exceed" : " exceeds")
-        << " it); raise the budget, or pass oversize='alone' to give such samples a batch of "
-           "their own or oversize='skip' to leave them out";
-    throw std::invalid_argument(out.str());
-  }
+  if (num_oversize > 0 && options.oversize == OversizePolicy::kError)
+    throw std::invalid_argument(oversize_message(describe_sample(lengths, first_oversize),
+                                                 cost_alone(lengths, first_oversize, options),
+                                                 options.budget, num_oversize));
   if (kept.empty())
     throw std::invalid_argument("every sample exceeds the budget alone, so nothing is left to "
                                 "batch; raise the budget");
   return kept;
+}
+
+std::string oversize_message(const std::string& sample, double cost_alone, double budget,
+                             int64_t how_many) {
+  std::ostringstream out;
+  out << sample << " costs " << cost_alone << " alone, more than the budget " << budget;
+  if (how_many > 0) out << " (" << how_many << " sample" << (how_many > 1 ? "s exceed" : " exceeds") << " it)";
+  out << "; raise the budget, or pass oversize='alone' to give such samples a batch of their own "
+         "or oversize='skip' to leave them out";
+  return out.str();
 }
 
 void validate_options(const PlanOptions& options) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cost_model.hpp"
@@ -53,5 +54,10 @@ struct BatchPlan {
 BatchPlan plan_batches(const LengthsView& lengths, const PlanOptions& options);
 
 void validate_options(const PlanOptions& options);
+
+// The error for a sample that alone costs more than the budget under OversizePolicy::kError;
+// `how_many`: of all samples, when known (0: not said).
+std::string oversize_message(const std::string& sample, double cost_alone, double budget,
+                             int64_t how_many = 0);
 
 }  // namespace dynbatch

@@ -41,7 +41,10 @@ StreamBatcher::StreamBatcher(int num_fields, const StreamOptions& options)
 }
 
 void StreamBatcher::push(const int64_t* ids, const int64_t* lengths, int64_t count) {
+  // The whole chunk is checked before any of it is taken, so that a refused chunk leaves the
+  // batcher as it was: a caller who catches the error loses nothing it did not feed.
   const PlanOptions& plan = options_.plan;
+  std::vector<uint8_t> oversize(static_cast<size_t>(count), 0);
   for (int64_t k = 0; k < count; ++k) {
     const int64_t* sample = lengths + k * num_fields_;
     int64_t padded[2] = {0, 0};
@@ -54,18 +57,18 @@ void StreamBatcher::push(const int64_t* ids, const int64_t* lengths, int64_t cou
       padded[f] = padded_length(sample[f], plan.pad_multiple);
     }
     const double alone = batch_cost(plan.cost, num_fields_ == 2, 1, padded[0], padded[1]);
-    if (alone > plan.budget && plan.oversize != OversizePolicy::kAlone) {
-      if (plan.oversize == OversizePolicy::kSkip) {
-        out_.skipped.push_back(ids[k]);
-        continue;
-      }
-      std::ostringstream out;
-      out << describe(ids[k], sample, num_fields_) << " costs " << alone
-          << " alone, more than the budget " << plan.budget
-          << "; raise the budget, or pass oversize='alone' to give such samples a batch of their "
-             "own or oversize='skip' to leave them out";
-      throw std::invalid_argument(out.str());
+    if (alone <= plan.budget || plan.oversize == OversizePolicy::kAlone) continue;
+    if (plan.oversize == OversizePolicy::kError)
+      throw std::invalid_argument(
+          oversize_message(describe(ids[k], sample, num_fields_), alone, plan.budget));
+    oversize[k] = 1;
+  }
+  for (int64_t k = 0; k < count; ++k) {
+    if (oversize[k]) {
+      out_.skipped.push_back(ids[k]);
+      continue;
     }
+    const int64_t* sample = lengths + k * num_fields_;
     state_.ids.push_back(ids[k]);
     state_.lengths.insert(state_.lengths.end(), sample, sample + num_fields_);
     state_.waited.push_back(0);

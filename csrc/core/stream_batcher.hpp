@@ -51,7 +51,7 @@ class StreamBatcher {
   // Takes `count` samples: their ids (any int64 the caller uses to find them again) and lengths
   // (num_fields per sample). Plans the buffer whenever it fills. A negative or too long length,
   // or a sample over the budget alone with oversize = error, throws std::invalid_argument naming
-  // the sample's id; the samples before it in the chunk have been taken.
+  // the sample's id, and nothing of the chunk is taken.
   void push(const int64_t* ids, const int64_t* lengths, int64_t count);
 
   // Plans and emits everything that waits (the stream has ended).

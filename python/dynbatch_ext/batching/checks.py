@@ -97,3 +97,11 @@ def default_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, i
         rank = torch.distributed.get_rank() if initialised else 0
     num_replicas = check_int("num_replicas", num_replicas, 1)
     return num_replicas, check_int("rank", rank, 0, num_replicas - 1)
+
+
+def settings_differences(saved: dict, mine: dict) -> list[str]:
+    """Each setting of `mine` that a saved state holds otherwise, as "name: saved with X, this
+    one has Y"."""
+    saved = saved if isinstance(saved, dict) else {}
+    return [f"{key}: saved with {saved.get(key)!r}, this one has {value!r}"
+            for key, value in mine.items() if saved.get(key) != value]  # fmt: skip

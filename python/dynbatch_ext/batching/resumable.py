@@ -6,7 +6,7 @@ from typing import Iterator
 import numpy as np
 from torch.utils.data import Sampler
 
-from .checks import check_int
+from .checks import check_int, settings_differences
 
 
 class ResumableBatchSampler(Sampler[list[int]]):
@@ -96,9 +96,7 @@ class ResumableBatchSampler(Sampler[list[int]]):
         if missing:
             raise ValueError(f"this sampler state lacks {missing}: it was not made by "
                              "state_dict() of this sampler")  # fmt: skip
-        mine = self._settings()
-        differences = [f"{key}: saved with {state.get(key)!r}, this sampler has {value!r}"
-                       for key, value in mine.items() if state.get(key) != value]  # fmt: skip
+        differences = settings_differences(state, self._settings())
         if differences:
             raise ValueError(
                 "this sampler state was saved with other settings, and resuming under other "

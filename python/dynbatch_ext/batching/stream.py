@@ -15,8 +15,11 @@ planned and emitted. So:
 - the batches of one fill come out in random order, drawn from the seed, the epoch and the
   fill's number: the same stream and settings give the same batches.
 
-`StreamBucketer` is the resumable form beneath both functions (state_dict / load_state_dict), and
+`StreamBucketer` is the resumable form over samples (state_dict / load_state_dict; bucket_stream
+uses it, stream_batches drives the core directly over lengths alone), and
 `BucketingIterableDataset` (stream_dataset.py) the DataLoader form, split over ranks and workers.
+A bucketer's state names the stream it was read from by a digest of the lengths read
+(`LengthsDigest`), which a resumed reader checks as it reads them again.
 """
 from __future__ import annotations
 
@@ -29,13 +32,36 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import _C
-from .checks import check_int
+from .checks import check_int, settings_differences
 from .options import PlanOptions, plan_options
 
 DEFAULT_BUFFER_SIZE = 10_000
 # A planned batch under this share of the budget (and of max_batch_size) waits for one more fill.
 KEEP_BELOW = 0.5
 CHUNK = 1024  # samples measured and handed to the core at a time
+
+
+class LengthsDigest:
+    """A digest of a stream's lengths in order, the same however the stream was cut into chunks:
+    the sum (mod 2**64) of a mixed hash of each (position, length). Resumable as one integer."""
+
+    _MULTIPLIERS = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9),
+                    np.uint64(0x94D049BB133111EB))  # fmt: skip
+
+    def __init__(self, value: int = 0, count: int = 0):
+        self.value, self.count = int(value), int(count)
+
+    def update(self, lengths: np.ndarray) -> None:
+        values = lengths.reshape(len(lengths), -1).astype(np.uint64)
+        key = values[:, 0] if values.shape[1] == 1 else (values[:, 0] << np.uint64(32)) ^ values[:, 1]
+        positions = np.arange(self.count, self.count + len(lengths), dtype=np.uint64)
+        a, b, c = self._MULTIPLIERS
+        with np.errstate(over="ignore"):
+            x = positions * a ^ (key + np.uint64(1)) * b
+            x = (x ^ (x >> np.uint64(31))) * c
+            x ^= x >> np.uint64(29)
+            self.value = (self.value + int(x.sum(dtype=np.uint64))) % 2**64
+        self.count += len(lengths)
 
 
 def _stream_core(options: PlanOptions, pairs: bool, buffer_size: int, epoch: int):
@@ -74,18 +100,25 @@ class StreamBucketer:
         self._ready: list[list] = []
         self.samples_read = 0  # samples fed so far: the stream position
         self.skipped = 0  # samples left out as oversize (oversize="skip")
+        self.digest = LengthsDigest()  # of the lengths fed so far
 
     def feed(self, samples: list, lengths) -> None:
-        """Takes `samples` (a list) with their lengths ((n,) or (n, 2) integers)."""
-        lengths = _as_chunk_lengths(lengths, len(samples), self.pairs)
+        """Takes `samples` (a list) with their lengths ((n,) or (n, 2) integers), all of them or,
+        where one is refused (a bad length, or over the budget with oversize="error"), none: the
+        ValueError names it and the bucketer stays as it was."""
+        lengths = _as_chunk_lengths(lengths, len(samples), self.pairs, self.samples_read)
         ids = np.arange(self.samples_read, self.samples_read + len(samples), dtype=np.int64)
         for position, sample in zip(ids.tolist(), samples):
             self._held[position] = sample
         try:
             self._core.push(ids, lengths)
-        finally:  # a bad sample raises; the batches the samples before it completed stay ready
-            self.samples_read += len(samples)
-            self._collect()
+        except ValueError:
+            for position in ids.tolist():
+                del self._held[position]
+            raise
+        self.samples_read += len(samples)
+        self.digest.update(lengths)
+        self._collect()
 
     def feed_measured(self, samples: list, length: Callable[[Any], Any]) -> None:
         """Takes `samples` (a list), measured by `length(sample)`; a bad length is a ValueError
@@ -115,14 +148,24 @@ class StreamBucketer:
         and the batches ready but not yet taken, with the settings it must be resumed under."""
         core = self._core.state()
         return {"settings": self._settings(), "samples_read": self.samples_read,
-                "skipped": self.skipped, "core": core,
+                "lengths_digest": self.digest.value, "skipped": self.skipped, "core": core,
                 "buffered": [self._held[int(i)] for i in core["ids"]],
                 "ready": list(self._ready)}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("settings") != self._settings():
-            raise ValueError(f"this stream state was saved under other settings "
-                             f"({state.get('settings')}), not {self._settings()}")  # fmt: skip
+        """Continues from a state_dict() of a bucketer with the same settings; the lengths read
+        before it are vouched for by the state's digest (a reader that reads them again checks
+        it: see `LengthsDigest`)."""
+        fields = {"settings", "samples_read", "lengths_digest", "skipped", "core", "buffered", "ready"}
+        if not isinstance(state, dict) or not fields <= set(state):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"this is not a stream state (a StreamBucketer.state_dict(): a dict "
+                             f"with {sorted(fields)}), got {got}")  # fmt: skip
+        differences = settings_differences(state["settings"], self._settings())
+        if differences:
+            raise ValueError("this stream state was saved under other settings, and resuming "
+                             "under them would not give the remaining batches: "
+                             + "; ".join(differences))  # fmt: skip
         core = state["core"]
         if len(state["buffered"]) != len(core["ids"]):
             raise ValueError("a stream state's buffered samples and ids disagree")
@@ -130,6 +173,7 @@ class StreamBucketer:
         self._held = dict(zip((int(i) for i in core["ids"]), state["buffered"]))
         self._ready = list(state["ready"])
         self.samples_read = int(state["samples_read"])
+        self.digest = LengthsDigest(state["lengths_digest"], self.samples_read)
         self.skipped = int(state["skipped"])
 
     def _settings(self) -> dict:
@@ -147,15 +191,30 @@ class StreamBucketer:
             self.skipped += 1
 
 
-def _as_chunk_lengths(lengths, count: int, pairs: bool) -> np.ndarray:
-    array = np.asarray(lengths)
+def _as_chunk_lengths(lengths, count: int, pairs: bool, first_position: int = 0) -> np.ndarray:
+    try:
+        array = np.asarray(lengths)
+    except (TypeError, ValueError) as error:  # ragged nested lists and the like
+        raise ValueError(f"lengths must be an array of integers: {error}") from None
     shape = (count, 2) if pairs else (count,)
     if array.shape != shape and not (count == 0 and array.size == 0):
         what = "pairs: (n, 2)" if pairs else "single texts: (n,); pass pairs=True for (n, 2)"
         raise ValueError(f"expected lengths of shape {shape} for {count} samples ({what}), got "
                          f"{array.shape}")  # fmt: skip
     if count and array.dtype.kind not in "iu":
+        # Python integers numpy could not hold as int64 become floats or objects: name one.
+        rows = lengths if isinstance(lengths, (list, tuple)) else array.tolist()
+        flat = [v for row in rows for v in (row if isinstance(row, (list, tuple)) else [row])]
+        for k, value in enumerate(flat):
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool) and not (
+                    0 <= value <= _C.MAX_LENGTH):  # fmt: skip
+                raise ValueError(f"sample {first_position + k // (2 if pairs else 1)} has length "
+                                 f"{value}: lengths must be in [0, {_C.MAX_LENGTH}]")  # fmt: skip
         raise ValueError(f"lengths must be integers, got dtype {array.dtype}")
+    if array.dtype.kind == "u" and array.size and array.max() > _C.MAX_LENGTH:
+        k = int(np.argmax(array.reshape(-1) > _C.MAX_LENGTH))
+        raise ValueError(f"sample {first_position + k // (2 if pairs else 1)} has length "
+                         f"{int(array.reshape(-1)[k])}: lengths must be in [0, {_C.MAX_LENGTH}]")  # fmt: skip
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
@@ -212,7 +271,7 @@ def stream_batches(length_chunks: Iterable, budget, *, pairs: bool = False,
     position, skipped = 0, 0
     for chunk in length_chunks:
         count = len(chunk)
-        lengths = _as_chunk_lengths(chunk, count, pairs)
+        lengths = _as_chunk_lengths(chunk, count, pairs, position)
         core.push(np.arange(position, position + count, dtype=np.int64), lengths)
         position += count
         taken = core.take()

@@ -17,21 +17,24 @@ part with a StreamBucketer of its own (stream.py).
 The epoch: `set_epoch(e)` before an epoch's iterator is made, as for a sampler (a value shared
 with the workers, so persistent workers see it too); without it, every pass is epoch 0's batches.
 
-Resume: `state_dict()` is where this reader stands (the epoch, how many of its part's samples it
-has read, the bucketer's buffer and its batches not yet yielded); a StatefulDataLoader calls it in
-each worker and hands it back on resume, after which the reader re-reads its part up to that
-position (skipping what it had read) and continues with exactly the batches not yet yielded.
+Resume: `state_dict()` is where this reader stands (the epoch, the reader layout, how many of its
+part's samples it has read and a digest of their lengths, the bucketer's buffer and its batches
+not yet yielded); a StatefulDataLoader calls it in each worker and hands it back on resume, after
+which the reader re-reads its part up to that position (measuring what it skips, so that a state
+of another stream is refused) and continues with exactly the batches not yet yielded. A state of
+another epoch or reader layout (ranks x workers) is refused, naming it.
 """
 from __future__ import annotations
 
 import itertools
 import multiprocessing
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from .checks import check_int, default_replicas
-from .stream import CHUNK, DEFAULT_BUFFER_SIZE, StreamBucketer
+from .stream import CHUNK, DEFAULT_BUFFER_SIZE, LengthsDigest, StreamBucketer, _measure
 
 
 def _is_hf_iterable_dataset(source) -> bool:
@@ -57,8 +60,10 @@ class BucketingIterableDataset(torch.utils.data.IterableDataset):
             initialised, else 1 and 0).
         collate_fn: applied to each batch (a list of samples) in the worker.
         source_splits_workers: whether iterating `source` in a DataLoader worker gives only that
-            worker's part (default: True for a `datasets.IterableDataset`, which does so; False
-            otherwise, where every worker sees the whole source).
+            worker's part (default: True for a `datasets.IterableDataset`, which does so; for a
+            torch `IterableDataset`, which may or may not (torch's documented pattern splits by
+            `get_worker_info()`), it must be given once there are several workers; False for
+            other iterables, which every worker reads whole).
     """
 
     def __init__(self, source: Iterable | None, length: Callable[[Any], Any], budget, *,
@@ -75,9 +80,9 @@ class BucketingIterableDataset(torch.utils.data.IterableDataset):
                              "least one shard")  # fmt: skip
         self.source, self.length, self.shards, self.read_shard = source, length, shards, read_shard
         self.pairs, self.collate_fn = bool(pairs), collate_fn
-        if source_splits_workers is None:
-            source_splits_workers = _is_hf_iterable_dataset(source)
-        self.source_splits_workers = bool(source_splits_workers)
+        if source_splits_workers is None and _is_hf_iterable_dataset(source):
+            source_splits_workers = True
+        self.source_splits_workers = source_splits_workers
         self.num_replicas, self.rank = default_replicas(num_replicas, rank)
         self._bucketer_arguments = dict(budget=budget, pairs=self.pairs, buffer_size=buffer_size,
                                         **options)  # fmt: skip
@@ -99,32 +104,79 @@ class BucketingIterableDataset(torch.utils.data.IterableDataset):
         workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
         return self.rank * workers + worker, self.num_replicas * workers
 
-    def _part(self, reader: int, readers: int, epoch: int) -> Iterable:
+    def _splits_workers(self) -> bool:
+        info = torch.utils.data.get_worker_info()
+        if self.source_splits_workers is None:
+            if isinstance(self.source, torch.utils.data.IterableDataset) and info is not None and (
+                    info.num_workers > 1):  # fmt: skip
+                raise ValueError(
+                    f"the source is a torch IterableDataset ({type(self.source).__name__}) read by "
+                    f"{info.num_workers} DataLoader workers: if it splits itself between workers "
+                    "(torch's pattern with get_worker_info()), splitting it again here would lose "
+                    "samples; pass source_splits_workers=True if it does, False if every worker "
+                    "reads all of it"
+                )
+            return False
+        return bool(self.source_splits_workers)
+
+    def _part(self, reader: int, readers: int, epoch: int) -> "_Part":
         if self.shards is not None:
             mine = list(self.shards)[reader::readers]
-            return itertools.chain.from_iterable(self.read_shard(shard) for shard in mine)
+            return _Part(itertools.chain.from_iterable(self.read_shard(shard) for shard in mine), 0, 1,
+                         whole=readers == 1)  # fmt: skip
         if hasattr(self.source, "set_epoch"):  # an HF dataset's shuffle follows its epoch
             self.source.set_epoch(epoch)
-        if self.source_splits_workers:  # the worker's part already: split it between ranks
-            return itertools.islice(self.source, self.rank, None, self.num_replicas)
-        return itertools.islice(self.source, reader, None, readers)
+        if self._splits_workers():  # the worker's part already: split it between ranks
+            return _Part(self.source, self.rank, self.num_replicas, whole=False)
+        return _Part(self.source, reader, readers, whole=True)
+
+    def _check_resume(self, state: dict, reader: int, readers: int, epoch: int) -> None:
+        if not isinstance(state, dict) or not {"epoch", "reader", "bucketer"} <= set(state):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"this is not a BucketingIterableDataset state (a dict with 'epoch', "
+                             f"'reader' and 'bucketer'), got {got}")  # fmt: skip
+        if list(state["reader"]) != [reader, readers]:
+            raise ValueError(
+                f"this state was saved by reader {state['reader'][0]} of {state['reader'][1]} "
+                f"(ranks x workers), and this is reader {reader} of {readers}: the stream is split "
+                "between readers by their number, so resume with the ranks and workers it was "
+                "saved with"
+            )
+        if state["epoch"] != epoch:
+            raise ValueError(f"this state was saved in epoch {state['epoch']} and the dataset is at "
+                             f"epoch {epoch}: call set_epoch({state['epoch']}) before resuming, to "
+                             f"finish that epoch first")  # fmt: skip
+
+    def _skip_read(self, part: "_Part", bucketer: StreamBucketer, saved_digest: int) -> None:
+        """Reads again what the saved reader had read, checking that its lengths are the same."""
+        digest, left = LengthsDigest(), bucketer.samples_read
+        while left and (chunk := list(itertools.islice(part, min(CHUNK, left)))):
+            position = digest.count
+            digest.update(np.asarray([_measure(self.length, s, position + k, self.pairs)
+                                      for k, s in enumerate(chunk)], dtype=np.int64))  # fmt: skip
+            left -= len(chunk)
+        if left or digest.value != saved_digest:
+            problem = (f"it ends after {digest.count} of the {bucketer.samples_read} samples the "
+                       "state had read") if left else "the lengths read differ from those the state had read"  # fmt: skip
+            raise ValueError(f"this state was saved while reading another stream ({problem}): "
+                             "resume a state on the stream it was saved from")  # fmt: skip
 
     def __iter__(self):
         reader, readers = self._reader()
         epoch = self.epoch
         bucketer = StreamBucketer(epoch=epoch, **self._bucketer_arguments)
         state, self._resume = self._resume, None
-        if state is not None and state["epoch"] == epoch and state["reader"] == [reader, readers]:
+        part = self._part(reader, readers, epoch)
+        if state is not None:
+            self._check_resume(state, reader, readers, epoch)
             bucketer.load_state_dict(state["bucketer"])
-        part = iter(self._part(reader, readers, epoch))
-        for _ in itertools.islice(part, bucketer.samples_read):  # what the saved run had read
-            pass
+            self._skip_read(part, bucketer, bucketer.digest.value)
         self._position = {"epoch": epoch, "reader": [reader, readers], "bucketer": bucketer}
         yield from self._drain(bucketer)
         while chunk := list(itertools.islice(part, CHUNK)):
             bucketer.feed_measured(chunk, self.length)
             yield from self._drain(bucketer)
-        if bucketer.samples_read == 0 and readers == 1:
+        if part.whole and part.seen == 0:
             raise ValueError("the stream is empty: there is nothing to batch")
         if bucketer.samples_read:
             bucketer.finish()
@@ -144,5 +196,33 @@ class BucketingIterableDataset(torch.utils.data.IterableDataset):
         return position
 
     def load_state_dict(self, state: dict) -> None:
-        """The next iteration of the saved epoch continues where the state was taken."""
-        self._resume = dict(state) if state else None
+        """The next iteration of the saved epoch continues where the state was taken (an empty
+        state: the reader had not started). Checked when the iteration starts, in the reader."""
+        if state is None or state == {}:
+            self._resume = None
+        elif not isinstance(state, dict):
+            raise ValueError(f"a BucketingIterableDataset state is a dict (from state_dict()), got "
+                             f"{type(state).__name__}")  # fmt: skip
+        else:
+            self._resume = dict(state)
+
+
+class _Part:
+    """A reader's part of its source: every `step`-th item from `start`, counting every item of
+    the source it reads (`seen`). `whole`: the source is the whole stream (so seen == 0 means an
+    empty stream, which every reader can then tell alike)."""
+
+    def __init__(self, source: Iterable, start: int, step: int, whole: bool):
+        self._items: Iterator = iter(source)
+        self.start, self.step, self.whole = start, step, whole
+        self.seen = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while True:
+            item = next(self._items)
+            position, self.seen = self.seen, self.seen + 1
+            if position % self.step == self.start:
+                return item
