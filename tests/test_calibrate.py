@@ -161,8 +161,12 @@ def test_a_make_batch_that_ignores_the_shape_is_refused():
         optimizer.step()
 
     fixed = lambda b, length: torch.randn(4, 16)  # noqa: E731  (one size, whatever is asked)
-    with pytest.raises(ValueError, match="does not grow with the batch.*does make_batch"):
+    with pytest.raises(ValueError, match=r"gave a batch of tensor shapes \[\(4, 16\)\], none of which"):
         calibrate(step, fixed, np.arange(1, 64), memory_limit=2**30, model=model, progress=False)
+    # Half the length asked for: the fit would price a token at half its cost.
+    half = lambda b, length: torch.zeros(b, max(1, length // 2))  # noqa: E731
+    with pytest.raises(ValueError, match=r"make_batch\(2, 14\) gave a batch of tensor shapes \[\(2, 7\)\]"):
+        calibrate(lambda batch: None, half, np.arange(1, 64), memory_limit=2**30, progress=False)
     with pytest.raises(ValueError, match="does not grow with the batch"):  # a step that allocates nothing
         calibrate(lambda b: None, lambda b, L: torch.zeros(b, L), np.arange(1, 64), memory_limit=2**30,
                   progress=False)  # fmt: skip
@@ -232,7 +236,7 @@ def drifting_step(per_sample: int, drift: float):
     def step(batch):
         calls.append(1)
         scale = 1.0 + drift * max(0, len(calls) - 11)  # the warm-up and 10 probes are steady
-        return torch.empty(int(len(batch) * per_sample * scale) // 4).sum()
+        torch.empty(int(len(batch) * per_sample * scale) // 4)  # allocated, freed, never read
 
     return step
 
@@ -253,3 +257,58 @@ def test_a_fit_that_eats_half_the_margin_warns():
         result = calibrate(drifting_step(4096, drift=0.04), make, LENGTHS, memory_limit=16 * 2**20,
                            fixed_bytes=0, margin=0.2, progress=False)  # fmt: skip
     assert len({c["round"] for c in result.verification}) == 3  # it refitted twice
+
+
+def _tiny_training(diverges: bool = False):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(50, 16), torch.nn.Flatten(0, 1), torch.nn.Linear(16, 16))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(batch):
+        optimizer.zero_grad()
+        loss = model(batch).pow(2).mean() * (float("nan") if diverges else 1.0)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return model, optimizer, step, lambda b, length: torch.randint(0, 50, (b, length))
+
+
+def test_calibrate_leaves_the_model_optimizer_and_rng_as_it_found_them():
+    model, optimizer, step, make = _tiny_training()
+    step(make(3, 5))  # the user's run has trained a step already
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    adam = {k: v.clone() for k, v in optimizer.state_dict()["state"][0].items()}
+    torch.manual_seed(42)
+    np.random.seed(7)
+    expected_draws = (torch.rand(3), np.random.rand(3))
+    torch.manual_seed(42)
+    np.random.seed(7)
+    calibrate(step, make, np.arange(1, 200), memory_limit=2**30, model=model, optimizer=optimizer,
+              progress=False)  # fmt: skip
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    for name, value in optimizer.state_dict()["state"][0].items():
+        assert torch.equal(value, adam[name]), name  # Adam's step count included
+    assert torch.equal(torch.rand(3), expected_draws[0]) and np.array_equal(np.random.rand(3), expected_draws[1])
+
+
+def test_a_nan_loss_is_refused_and_the_weights_are_put_back():
+    model, optimizer, step, make = _tiny_training(diverges=True)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="step_fn on the warm-up step: its loss is nan"):
+        calibrate(step, make, np.arange(1, 200), memory_limit=2**30, model=model, optimizer=optimizer,
+                  progress=False)  # fmt: skip
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+
+
+def test_the_summary_says_where_the_fit_holds_and_is_printed_once(capsys):
+    model, optimizer, step, make = _tiny_training()
+    result = calibrate(step, make, np.arange(1, 200), memory_limit=2**30, model=model,
+                       optimizer=optimizer, progress=False)  # fmt: skip
+    assert capsys.readouterr().out == ""  # report=False by default: the caller prints it
+    summary = result.summary()
+    assert summary.startswith("budget ") and "pass budget=..., cost=..." in summary
+    assert "measured at the budget's largest, median and longest batches, the fit is within" in summary
+    assert "the small ones, far below the limit" in summary

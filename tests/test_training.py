@@ -44,6 +44,37 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, stop_
     assert (parted / "training.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("composition", ["sorted", "pooled"])
+def test_three_epochs_resumed_from_any_step_train_the_uninterrupted_steps_bitwise(tmp_path, composition):
+    """Resume as a property: stopped after any step of any epoch (boundaries included) and
+    resumed, the run trains the uninterrupted run's steps (the same samples, the same losses) and
+    ends on its weights bit for bit; every epoch trains every sample once, in a new order."""
+    settings = dict(TINY, epochs=3, plot=False, log_sample_ids=True, composition=composition)
+    whole = train(TrainConfig(out_dir=str(tmp_path / "whole"), **settings))
+    per_epoch = whole.steps // 3
+    epochs = [json.loads(line) for line in (tmp_path / "whole" / "samples-rank0.jsonl").read_text().splitlines()]
+    assert all(sorted(e["ids"]) == list(range(192)) for e in epochs)  # 80% of 240, each once
+    assert epochs[0]["ids"] != epochs[1]["ids"] != epochs[2]["ids"]
+    losses = [r["loss"] for r in whole.history if r["kind"] == "step"]
+    boundaries = [1, per_epoch - 1, per_epoch, per_epoch + 1, 2 * per_epoch, 3 * per_epoch - 1]
+    others = sorted(set(range(2, 3 * per_epoch - 1)) - set(boundaries))
+    points = sorted(set(boundaries) | set(np.random.default_rng(0).choice(others, 4, replace=False).tolist()))
+    assert len(points) >= 10
+    for point in points:
+        parted = tmp_path / f"stop{point}"
+        train(TrainConfig(out_dir=str(parted), max_steps=point, **settings))
+        resumed = train(TrainConfig(out_dir=str(parted), resume=True, **settings))
+        assert resumed.finished and resumed.steps == whole.steps
+        steps = [r for r in read_log(parted / "metrics.jsonl") if r["kind"] == "step"]
+        assert [r["loss"] for r in steps] == losses, point
+        logged = [json.loads(line) for line in (parted / "samples-rank0.jsonl").read_text().splitlines()]
+        assert [e["ids"] for e in logged if e["epoch"] >= point // per_epoch] == \
+            [e["ids"] for e in epochs[point // per_epoch:]], point  # fmt: skip
+        expected, got = final_weights(tmp_path / "whole"), final_weights(parted)
+        for name in expected:
+            assert torch.equal(expected[name], got[name]), (point, name)
+
+
 def test_metrics_log_holds_steps_epochs_and_effective_batch(tmp_path):
     result = train(TrainConfig(out_dir=str(tmp_path), epochs=2, **TINY))
     records = read_log(tmp_path / "metrics.jsonl")

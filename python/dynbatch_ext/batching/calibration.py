@@ -13,9 +13,11 @@ margin, in the fitted cost model's units (bytes): pass both to plan_batches.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import numbers
+import random
 import warnings
 from typing import Callable, Sequence
 
@@ -60,16 +62,22 @@ class Calibration:
         return self.fixed_bytes + self.predict_step(batch_size, lengths)
 
     def summary(self) -> str:
+        """The fit and its budget in a few lines, with how well the fit holds where it matters:
+        at the batches the budget allows (the small probes, far below the limit, matter little)."""
         c = self.cost
-        return (
-            f"cost per sample = {c.const:.0f} B + {c.linear:.1f} B/token + {c.quadratic:.2f} "
-            f"B/token^2; fixed {self.fixed_bytes / 2**20:.1f} MiB, per step "
-            f"{self.step_overhead_bytes / 2**20:.1f} MiB; budget {self.budget:,.0f} for a limit "
-            f"of {self.memory_limit / 2**20:.1f} MiB (margin {self.margin:.0%}); fit error on its "
-            f"{len(self.probes)} probes at most {self.max_relative_error:.1%} of each peak"
-            + (f"; at the budget's largest, median and longest batches within "
-               f"{self.verification_error:.1%} of the limit" if self.verification else "")
-        )
+        lines = [
+            f"budget {self.budget:,.0f} for a limit of {self.memory_limit / 2**20:.1f} MiB "
+            f"(margin {self.margin:.0%} kept free); pass budget=..., cost=... to the planner",
+            f"memory per sample = {c.const:.0f} B + {c.linear:.1f} B/token + {c.quadratic:.2f} "
+            f"B/token^2; fixed {self.fixed_bytes / 2**20:.1f} MiB (weights, gradients, optimizer "
+            f"state), per step {self.step_overhead_bytes / 2**20:.1f} MiB whatever the batch",
+        ]
+        if self.verification:
+            lines.append(f"measured at the budget's largest, median and longest batches, the fit "
+                         f"is within {self.verification_error:.1%} of the limit")  # fmt: skip
+        lines.append(f"fitted on {len(self.probes)} probes (the small ones, far below the limit, "
+                     f"may miss their own small peaks by up to {self.max_relative_error:.0%})")
+        return "\n".join(lines)
 
     @property
     def verification_error(self) -> float:
@@ -134,12 +142,61 @@ def fit(probes: list[tuple[int, tuple, float]]) -> tuple[np.ndarray, float]:
     return full[1:], float(full[0])
 
 
-def _measure(step_fn, make_batch, batch_size, shape, device, verifying: bool = False) -> float:
+def _tensors(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors(item)]
+    return []
+
+
+def _make_checked_batch(make_batch, batch_size: int, shape: tuple[int, ...]):
+    """make_batch's batch, refused unless it holds a tensor of `batch_size` rows and, for each
+    length asked for, a tensor with a dimension of that length: a batch of other shapes would fit
+    the cost of other shapes than the budget is planned for."""
+    batch = make_batch(batch_size, shape if len(shape) > 1 else shape[0])
+    tensors = _tensors(batch)
+    shapes = [tuple(t.shape) for t in tensors]
+    rows = any(t.ndim >= 1 and t.shape[0] == batch_size for t in tensors)
+    lengths = all(any(length in t.shape[1:] for t in tensors) for length in shape)
+    if not (rows and lengths):
+        raise ValueError(
+            f"make_batch({batch_size}, {shape if len(shape) > 1 else shape[0]}) gave a batch of "
+            f"tensor shapes {shapes}, none of which has {batch_size} rows and a dimension of each "
+            f"length asked for ({list(shape)}): calibrate fits memory to the shapes it asks for, "
+            "so make_batch must build exactly those (every row padded to the length)"
+        )
+    return batch
+
+
+def _check_finite(loss, model, where: str) -> None:
+    """Refuses a step whose loss (what step_fn returned, where it is a number or tensor) or
+    whose updated weights are NaN or infinite."""
+    bad = None
+    if isinstance(loss, torch.Tensor) and loss.is_floating_point() and not torch.isfinite(loss.detach()).all():
+        bad = f"its loss is {loss.detach().flatten()[0].item()}"
+    elif isinstance(loss, numbers.Real) and not isinstance(loss, bool) and not math.isfinite(loss):
+        bad = f"its loss is {loss}"
+    elif model is not None and any(not torch.isfinite(p.detach()).all() for p in model.parameters()):
+        bad = "it left a weight NaN or infinite"
+    if bad:
+        raise ValueError(f"step_fn on the {where}: {bad}. calibrate measures memory on real "
+                         "training steps, and a diverged step is no measurement (a learning rate "
+                         "too high for random batches, or bad data); the model, optimizer and RNG "
+                         "are put back as they were")  # fmt: skip
+
+
+def _measure(step_fn, make_batch, batch_size, shape, device, model, verifying: bool = False) -> float:
     """The peak a step on a batch of that shape adds (a probe, or a check of the budget)."""
     what = "budget's batch" if verifying else "probe"
-    batch = make_batch(batch_size, shape if len(shape) > 1 else shape[0])
+    batch = _make_checked_batch(make_batch, batch_size, shape)
+    returned = []
     try:
-        return float(peak_bytes(lambda: step_fn(batch), device))
+        peak = float(peak_bytes(lambda: returned.append(step_fn(batch)), device))
     except torch.OutOfMemoryError as error:
         advice = ("the fit underestimates the model's memory there: pass a larger margin"
                   if verifying else "pass smaller probe_batch_sizes (or a shorter length range)")  # fmt: skip
@@ -148,6 +205,47 @@ def _measure(step_fn, make_batch, batch_size, shape, device, verifying: bool = F
     except Exception as error:
         raise RuntimeError(f"step_fn failed on the {what} of {batch_size} samples at length "
                            f"{shape}: {type(error).__name__}: {error}") from error  # fmt: skip
+    _check_finite(returned[0] if returned else None, model,
+                  f"{what} of {batch_size} samples at length {list(shape)}")  # fmt: skip
+    return peak
+
+
+class _Snapshot:
+    """The model's weights and gradients, the optimizer's state and every RNG, copied to the CPU
+    (a copy on the device would distort the memory being measured), to put back afterwards."""
+
+    def __init__(self, model, optimizer):
+        self.model, self.optimizer = model, optimizer
+        self.weights = None if model is None else {k: v.detach().to("cpu", copy=True)
+                                                   for k, v in model.state_dict().items()}  # fmt: skip
+        self.gradients = None if model is None else [
+            None if p.grad is None else p.grad.detach().to("cpu", copy=True) for p in model.parameters()]
+        self.optimizer_state = None if optimizer is None else _to_cpu(optimizer.state_dict())
+        self.rng = (torch.get_rng_state(), np.random.get_state(), random.getstate(),
+                    torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None)  # fmt: skip
+
+    def restore(self) -> None:
+        if self.model is not None:
+            self.model.load_state_dict(self.weights)
+            for parameter, gradient in zip(self.model.parameters(), self.gradients):
+                parameter.grad = None if gradient is None else gradient.to(parameter.device)
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(self.optimizer_state)
+        torch.set_rng_state(self.rng[0])
+        np.random.set_state(self.rng[1])
+        random.setstate(self.rng[2])
+        if self.rng[3] is not None:
+            torch.cuda.set_rng_state_all(self.rng[3])
+
+
+def _to_cpu(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return copy.deepcopy(value)
 
 
 def _check_probe_batch_sizes(sizes) -> tuple[int, ...]:
@@ -200,11 +298,12 @@ def calibrate(
     memory_limit: float,
     fixed_bytes: float | None = None,
     model: torch.nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
     device: str | torch.device = "cpu",
     margin: float = 0.1,
     probe_batch_sizes: Sequence[int] = PROBE_BATCH_SIZES,
     progress: bool = True,
-    report: bool | None = None,
+    report: bool = False,
 ) -> Calibration:
     """Fits a CostModel (bytes) to `step_fn`'s peak memory and returns the budget for a limit.
 
@@ -214,25 +313,33 @@ def calibrate(
     and budget are made again (up to twice), so that the margin stays a margin and is not
     spent on the fit's error.
 
+    The probes are real training steps, so they move the weights: `model` and `optimizer`, when
+    given, are put back as they were afterwards (weights, gradients, optimizer state), and so is
+    every RNG (torch's, CUDA's, numpy's and Python's), whether calibrate returns or raises.
+    Anything else `step_fn` changes (a scheduler, a model it does not get) stays changed.
+
     Args:
-        step_fn: one training step on a batch: forward, backward and optimizer step.
+        step_fn: one training step on a batch: forward, backward and optimizer step. If it
+            returns its loss, a NaN or infinite loss is refused (so are NaN weights of `model`).
         make_batch: `make_batch(batch_size, length)` -> a batch every row of which has `length`
-            tokens (a `(premise, hypothesis)` tuple for pairs), as the data loader would pad it.
+            tokens (a `(premise, hypothesis)` tuple for pairs), as the data loader would pad it;
+            it must hold a tensor of `batch_size` rows and a dimension of each length.
         lengths: the data's `(N,)` or `(N, 2)` lengths; probes are taken from their range.
         memory_limit: bytes the training may use on `device`.
         fixed_bytes: memory live whatever the batch (weights, gradients, optimizer state). By
             default: on CUDA, what is allocated after a warm-up step; on the CPU, the bytes of
             `model`'s parameters and buffers plus what the warm-up step leaves allocated
             (gradients, optimizer state).
+        model, optimizer: what step_fn trains, put back as they were afterwards (see above).
         margin: the fraction of the limit kept free.
         probe_batch_sizes: batch sizes tried at each probe length (two different ones at least).
-        progress: a progress bar over the probes. report: print the fit and its error
-            (default: as `progress`).
+        progress: a progress bar over the probes. report: print `summary()` when done.
 
     Raises:
         ValueError: a limit at or below the fixed memory, a probe that runs out of memory, peaks
-            that do not grow with the batch, a budget whose batches measure over the limit, bad
-            arguments. RuntimeError: step_fn raised (the message names the probe).
+            that do not grow with the batch, a budget whose batches measure over the limit, a
+            batch of other shapes than asked for, a NaN or infinite loss, bad arguments.
+            RuntimeError: step_fn raised (the message names the probe).
     Warns:
         UserWarning: the fit still misses the budget's batches by more than half the margin.
     """
@@ -248,8 +355,23 @@ def calibrate(
         fixed_bytes = float(fixed_bytes)
     device = torch.device(device)
     shapes = probe_shapes(lengths, _check_probe_batch_sizes(probe_batch_sizes))
+    snapshot = _Snapshot(model, optimizer)
+    try:
+        result, checks = _calibrate(step_fn, make_batch, lengths, shapes, memory_limit, fixed_bytes,
+                                    model, device, margin, progress)  # fmt: skip
+    finally:
+        snapshot.restore()
+    _judge_verification(result, checks)
+    if report:
+        tqdm.write(f"calibrate: {result.summary()}")
+    return result
+
+
+def _calibrate(step_fn, make_batch, lengths, shapes, memory_limit, fixed_bytes, model, device,
+               margin, progress) -> tuple[Calibration, list[dict]]:  # fmt: skip
+    """The probes, the fit and its verification (the snapshot is calibrate's)."""
     warm_b, warm_shape = shapes[0]
-    left_behind = _measure_left_behind(step_fn, make_batch, warm_b, warm_shape, device)
+    left_behind = _measure_left_behind(step_fn, make_batch, warm_b, warm_shape, device, model)
     if fixed_bytes is None:
         if device.type == "cuda":
             fixed_bytes = float(torch.cuda.memory_allocated(device))
@@ -259,14 +381,14 @@ def calibrate(
             fixed_bytes = float(owned + left_behind)
     measured = []
     for batch_size, shape in tqdm(shapes, desc="calibrate", disable=not progress, leave=False):
-        measured.append((batch_size, shape, _measure(step_fn, make_batch, batch_size, shape, device)))
+        measured.append((batch_size, shape, _measure(step_fn, make_batch, batch_size, shape, device, model)))
     _check_growth(measured)
     verification = []
     for round_ in range(1 + VERIFY_REFITS):
         cost, overhead, budget = _fit_budget(measured, memory_limit, margin, fixed_bytes)
         checks = []
         for batch_size, shape in budget_shapes(lengths, cost, budget):
-            peak = _measure(step_fn, make_batch, batch_size, shape, device, verifying=True)
+            peak = _measure(step_fn, make_batch, batch_size, shape, device, model, verifying=True)
             predicted = _predict_step(cost, overhead, batch_size, shape)
             checks.append({"batch": batch_size, "lengths": list(shape), "measured": peak,
                            "predicted": predicted, "round": round_})  # fmt: skip
@@ -285,10 +407,7 @@ def calibrate(
                          fixed_bytes=fixed_bytes, step_overhead_bytes=overhead, margin=margin,
                          probes=probes, max_relative_error=error,
                          verification=verification)  # fmt: skip
-    _judge_verification(result, checks)
-    if progress if report is None else report:
-        tqdm.write(f"calibrate: {result.summary()}")
-    return result
+    return result, checks
 
 
 def _fit_budget(measured, memory_limit: float, margin: float,
@@ -333,18 +452,22 @@ def _judge_verification(result: Calibration, checks: list[dict]) -> None:
                       f"({result.margin:.0%})", stacklevel=3)  # fmt: skip
 
 
-def _measure_left_behind(step_fn, make_batch, batch_size, shape, device) -> float:
+def _measure_left_behind(step_fn, make_batch, batch_size, shape, device, model) -> float:
     """Runs a warm-up step (lazy optimizer state, caches); returns the bytes it left allocated."""
-    batch = make_batch(batch_size, shape if len(shape) > 1 else shape[0])
+    batch = _make_checked_batch(make_batch, batch_size, shape)
+    returned = []
     try:
         if device.type == "cuda":
             before = torch.cuda.memory_allocated(device)
-            step_fn(batch)
+            returned.append(step_fn(batch))
             torch.cuda.synchronize(device)
-            return float(torch.cuda.memory_allocated(device) - before)
-        return float(live_bytes_after(lambda: step_fn(batch)))
+            left = float(torch.cuda.memory_allocated(device) - before)
+        else:
+            left = float(live_bytes_after(lambda: returned.append(step_fn(batch))))
     except torch.OutOfMemoryError as error:
         raise ValueError(f"the warm-up step of {batch_size} samples at length {shape} ran out of "
                          "memory: the model alone may not fit the device") from error  # fmt: skip
     except Exception as error:
         raise RuntimeError(f"step_fn failed on the warm-up step: {type(error).__name__}: {error}") from error
+    _check_finite(returned[0] if returned else None, model, "warm-up step")
+    return left

@@ -1,8 +1,6 @@
 """--memory-limit: calibrate the budget of ESIM's micro-batches to the model and the limit."""
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -17,14 +15,12 @@ def calibrated_plan_cost(model, optimizer, pairs: EncodedPairs, vocab_size: int,
     """(cost model, budget, a record for the log) for config.memory_limit.
 
     The probes run real training steps of this model and optimizer on synthetic batches of full
-    length; weights, optimizer state and the RNG are put back afterwards, so calibrating leaves
-    the run as it was. Under torch.distributed, rank 0 calibrates and every rank takes its
+    length; calibrate puts the weights, optimizer state and RNG back afterwards, so calibrating
+    leaves the run as it was. Under torch.distributed, rank 0 calibrates and every rank takes its
     result, so that all plan the same batches.
     """
     record = None
     if main:
-        saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()),
-                 torch.get_rng_state())  # fmt: skip
         generator = torch.Generator().manual_seed(config.seed)
 
         def make_batch(batch_size, shape):
@@ -38,16 +34,14 @@ def calibrated_plan_cost(model, optimizer, pairs: EncodedPairs, vocab_size: int,
 
         def step(batch: PairBatch):
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(*batch.inputs()), batch.labels).backward()
+            loss = F.cross_entropy(model(*batch.inputs()), batch.labels)
+            loss.backward()
             optimizer.step()
+            return loss
 
         result = calibrate(step, make_batch, pairs.lengths(), memory_limit=config.memory_limit,
-                           model=model, device=device, progress=config.progress,
-                           report=True)  # fmt: skip
-        model.load_state_dict(saved[0])
-        optimizer.load_state_dict(saved[1])
-        optimizer.zero_grad(set_to_none=True)
-        torch.set_rng_state(saved[2])
+                           model=model, optimizer=optimizer, device=device,
+                           progress=config.progress, report=True)  # fmt: skip
         record = {"cost": list(result.cost.coefficients), "budget": result.budget,
                   "fixed_bytes": result.fixed_bytes,
                   "step_overhead_bytes": result.step_overhead_bytes,
