@@ -47,3 +47,4 @@ same = all(torch.equal(a, b) for a, b in zip(whole.model.state_dict().values(), 
     "global_step": run.state.global_step, "whole_steps": whole_steps, "resumed_at": point,
     "resumed_steps": list(trained), "resumed_same_weights": same}))
 dist.barrier()
+dist.destroy_process_group()  # after the barrier: gloo aborts a rank whose peer is still running

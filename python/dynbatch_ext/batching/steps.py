@@ -20,7 +20,7 @@ from .plan import make_plan, warn_left_out
 UNITS = ("samples", "tokens")
 COMPOSITIONS = ("random", "pooled", "sorted")
 DEFAULT_COMPOSITION = "sorted"
-DEFAULT_POOL_STEPS = 8
+DEFAULT_POOL_STEPS = 64
 
 
 @dataclasses.dataclass(frozen=True)
