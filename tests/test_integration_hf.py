@@ -15,7 +15,9 @@ from hf_cases import (  # noqa: E402  (skips the module where transformers is ab
     GradientsPerStep, big_batch_gradients, datasets, pad_collate, ragged_dataset, record_steps,
     record_trained, tiny_bert, trainer, transformers,
 )
+from dynbatch_ext.batching.steps import epoch_order
 from dynbatch_ext.integrations.hf import BudgetTrainer, _check_world, dataset_lengths
+from torch.utils.data import BatchSampler
 
 
 def test_dataset_lengths_reads_columns_of_singles_and_pairs():
@@ -65,14 +67,45 @@ def test_two_ranks_through_torchrun_every_sample_once_and_exact(tmp_path):
         ids = [i for rank in steps for step in rank for mb in step for i in mb]
         assert sorted(ids) == list(range(150))
     assert max(rank["worst_gradient_error"] for rank in ranks) < 1e-10
-    # Three epochs, resumed in the middle of the third: the remaining steps, the same weights.
+    # Three epochs of random steps, resumed in the middle of the third: the remaining steps, the
+    # same weights; each step, over both ranks, is the fixed-size random batch sampler's step.
     for rank in ranks:
         assert rank["resumed_steps"] == rank["whole_steps"][rank["resumed_at"]:]
         assert rank["resumed_same_weights"]
+    per_epoch = len(ranks[0]["whole_steps"]) // 3
     for epoch in range(3):
-        ids = [i for rank in ranks for step in rank["whole_steps"][epoch * per_epoch:(epoch + 1) * per_epoch]
-               for mb in step for i in mb]  # fmt: skip
-        assert sorted(ids) == list(range(150))
+        fixed = [sorted(b) for b in BatchSampler(epoch_order(150, epoch=epoch).tolist(), 40, drop_last=False)]
+        steps = [sorted(i for rank in ranks for mb in rank["whole_steps"][epoch * per_epoch + s] for i in mb)
+                 for s in range(per_epoch)]  # fmt: skip
+        assert steps == fixed
+
+
+def test_budget_trainer_trains_what_a_plain_loop_trains_on_the_same_micro_batches(tmp_path, monkeypatch):
+    """Where a gap between the HF path and a plain loop could come from, ruled out: in float64
+    with dropout off, the Trainer's AdamW, linear schedule and clipping at 1.0, reproduced in a
+    loop over the same micro-batches, end on the same weights."""
+    from dynbatch_ext import micro_batch_weights
+
+    seen = record_steps(monkeypatch)
+    dataset = ragged_dataset()
+    run = trainer(tmp_path, model=tiny_bert(), dataset=dataset, num_train_epochs=2, optim="adamw_torch",
+                  learning_rate=0.01, lr_scheduler_type="linear", max_grad_norm=1.0,
+                  composition="random")  # fmt: skip
+    run.train()
+    model = tiny_bert()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: max(0.0, 1 - k / len(seen)))
+    model.train()
+    for step in seen:
+        for mb, weight in zip(step, micro_batch_weights([len(mb) for mb in step])):
+            (model(**pad_collate([dataset[int(i)] for i in mb])).loss * weight).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+    assert len(seen) == run.state.global_step and any(len(step) > 1 for step in seen)
+    for (name, a), (_, b) in zip(run.model.state_dict().items(), model.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-9, msg=name)
 
 
 def _every_epoch_trains_every_sample_once_in_a_new_order(steps, per_epoch, epochs, n):

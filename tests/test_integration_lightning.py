@@ -78,6 +78,37 @@ def test_resume_from_a_mid_epoch_checkpoint_reaches_the_same_weights_bitwise(tmp
         trainer().fit(Classifier(), other, ckpt_path=str(saved[-1]))
 
 
+def test_budgeted_steps_train_what_a_plain_loop_trains_on_the_same_micro_batches():
+    """In float64 without dropout, Lightning's manual steps (AdamW, a linear schedule, clipping at
+    1.0) end on the weights of a plain loop over the same micro-batches."""
+    from dynbatch_ext import micro_batch_weights
+
+    class Scheduled(Classifier):
+        gradient_clip_val = 1.0
+
+        def configure_optimizers(self):
+            optimizer = torch.optim.AdamW(self.parameters(), lr=0.01, weight_decay=0.0)
+            total = self.trainer.estimated_stepping_batches
+            return [optimizer], [torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: max(0.0, 1 - k / total))]
+
+    samples = ragged_samples()
+    module = Scheduled()
+    trainer(max_epochs=2).fit(module, data_module(samples, composition="pooled", pool_steps=4))
+    model = Classifier()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: max(0.0, 1 - k / len(module.steps)))
+    for step in module.steps:
+        for mb, weight in zip(step, micro_batch_weights([len(mb) for mb in step])):
+            (model.loss_of(pad([samples[i] for i in mb])) * weight).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+    assert any(len(step) > 1 for step in module.steps)
+    for (name, a), (_, b) in zip(module.state_dict().items(), model.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-9, msg=name)
+
+
 def _every_epoch_trains_every_sample_once_in_a_new_order(steps, epochs, n):
     per_epoch = len(steps) // epochs
     epochs_steps = [steps[e * per_epoch:(e + 1) * per_epoch] for e in range(epochs)]

@@ -33,7 +33,7 @@ worst = max((gradients.gradients[step][n] - expected[n]).abs().max().item() for 
 
 trained = record_trained()
 settings = dict(dataset=dataset, ddp_backend="gloo", step_target=40, ddp_find_unused_parameters=False,
-                num_train_epochs=3)
+                num_train_epochs=3, composition="random")
 whole = trainer(out / "three", model=tiny_bert(dropout=0.1), save_strategy="steps", save_steps=1, **settings)
 whole.train()
 whole_steps, per_epoch = list(trained), len(whole.budget_sampler.step_sizes())
