@@ -1,6 +1,7 @@
 """The epoch, resume and step bookkeeping that every batch sampler of this package shares."""
 from __future__ import annotations
 
+import sys
 from typing import Iterator
 
 import numpy as np
@@ -65,6 +66,7 @@ class ResumableBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         # Not a generator itself, so the position is right from iter() on. The resume point is
         # cleared only once batches flow: DataLoader calls iter() twice before drawing any.
+        _refuse_resharding(self)
         start = self._resume_at
         self._yielded = self._started_at = start
         return self._generate(self.batches()[start:])
@@ -118,3 +120,27 @@ class ResumableBatchSampler(Sampler[list[int]]):
                 "steps (after optimizer.step()) to resume with whole steps"
             )
         self._resume_at = self._yielded = done
+
+
+def _refuse_resharding(sampler) -> None:
+    """Refuses to be iterated by accelerate's BatchSamplerShard over several processes (what
+    `accelerator.prepare(loader)` makes): it would split this rank's batches again (losing
+    samples) or pad them with repeats. The shard is the caller of __iter__; it is looked up by
+    name, so that accelerate need not be imported."""
+    frame = sys._getframe(2)  # __iter__'s caller: the iterating generator, past enumerate()
+    for _ in range(3):
+        if frame is None:
+            return
+        owner = frame.f_locals.get("self")
+        if type(owner).__name__ == "BatchSamplerShard" and getattr(owner, "batch_sampler", None) is sampler:
+            if getattr(owner, "num_processes", 1) > 1:
+                raise ValueError(
+                    "accelerator.prepare(loader) shards a loader's batches across processes, and "
+                    f"this {type(sampler).__name__} already gives each process its own: the "
+                    "batches would be split again (samples lost) or padded with repeats. Prepare "
+                    "the loader with dynbatch_ext.integrations.accelerate.prepare_loader("
+                    "accelerator, loader) instead (the model and optimizer with "
+                    "accelerator.prepare as usual)"
+                )
+            return
+        frame = frame.f_back
