@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -219,3 +220,32 @@ def test_the_training_profile_runs_and_prints_each_kind_of_op(capsys):
     assert training_profile.main(["--steps", "2", "--dim", "8"]) == 0
     out = capsys.readouterr().out
     assert "lstm" in out and "fused ops" in out and "padded tokens per sample" in out
+
+
+def test_unsegmented_text_is_measured_in_characters_and_oversize_is_an_option(tmp_path, capsys):
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("".join(f"1,{'好' * (5 + i % 40)}\n" for i in range(80))
+                       + f"0,{'差' * 3000}\n")  # fmt: skip
+    assert main(["bench", "--tiny", "--sections", "batching", "--data", str(reviews), "--out", str(tmp_path / "a")]) == 2
+    error = capsys.readouterr().err
+    assert "sample 80 (length 3000)" in error and "--oversize skip to leave them out" in error
+    assert main(["bench", "--tiny", "--sections", "batching", "--data", str(reviews), "--oversize", "skip",
+                 "--out", str(tmp_path / "b")]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "lengths in characters: the texts have" in printed and "not split by spaces" in printed
+    case = json.loads((tmp_path / "b" / "results.json").read_text())["batching"]["cases"][0]
+    assert case["samples_left_out"] == 1 and case["num_samples"] == 81
+    assert case["strategies"]["budgeted (dynbatch_ext)"]["num_batches"] > 1  # characters, not 1 token each
+
+
+def test_a_measurement_under_load_is_marked(tmp_path):
+    from dynbatch_ext.bench.environment import LoadMeter
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        meter = LoadMeter()
+        time.sleep(1.0)
+        load = meter.stop(1.0)
+    finally:
+        busy.kill()
+    assert load is not None and load["under_load"] and load["foreign_cpu_share"] > 0.3

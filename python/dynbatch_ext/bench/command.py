@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,8 @@ SECTIONS = ("batching", "streaming", "ops", "training", "transformer", "calibrat
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_const", dest="mode", const="quick",
-                      help="a run of well under a minute (1M lengths for the planning speed)")
+                      help="a run of about 2 minutes on 2 cores (smaller data and models; 1M "
+                           "lengths for the planning speed)")
     size.add_argument("--tiny", action="store_const", dest="mode", const="tiny",
                       help="seconds; for smoke tests, figures not meaningful")
     parser.set_defaults(mode="full")
@@ -38,8 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "CSV/TSV whose last column is the text (single texts)")
     parser.add_argument("--budget", type=float, default=None,
                         help="budget for --data (default: 8192 for pairs, 16*256**2 otherwise)")
-    parser.add_argument("--unit", choices=("tokens", "chars"), default="tokens",
-                        help="length unit of single texts in --data (default: whitespace tokens)")
+    parser.add_argument("--unit", choices=("auto", "tokens", "chars"), default="auto",
+                        help="length unit of single texts in --data (default auto: whitespace "
+                             "tokens, or characters for text without spaces such as Chinese)")
+    parser.add_argument("--oversize", choices=("error", "alone", "skip"), default="error",
+                        help="--data's samples that alone cost more than the budget: an error "
+                             "(default), a batch of their own, or left out (counted)")
     parser.add_argument("--device", default="cpu",
                         help="device of the ops benchmark: cpu (default) or cuda[:N]")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
@@ -74,6 +81,16 @@ def _check_device(name: str) -> str:
     return str(device)
 
 
+def _timing_line(name: str, section: dict) -> str:
+    line = f"({name}: {section['seconds']:.0f} s"
+    load = section.get("load")
+    if load and load["under_load"]:
+        line += (f"; MEASURED UNDER LOAD: other processes took {load['foreign_cpu_share']:.0%} of the "
+                 "machine's CPU time, so its timings and ratios are not this package's alone; "
+                 "run again on an idle machine")  # fmt: skip
+    return line + ")"
+
+
 def run(args: argparse.Namespace) -> int:
     figures.pyplot()  # fails now, not after minutes of measuring, without matplotlib
     if "transformer" in args.sections:
@@ -86,8 +103,15 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None:
         if not args.data.is_file():
             raise ValueError(f"--data {args.data}: no such file")
-        case = batch_quality.user_case(args.data, args.budget, args.unit)
-        plan_batches(case.lengths, case.budget, cost=case.cost)  # fails now, in one line, if it cannot fit
+        case = batch_quality.user_case(args.data, args.budget, args.unit, args.oversize)
+        try:
+            with warnings.catch_warnings():  # the section reports left-out samples itself
+                warnings.simplefilter("ignore")
+                plan_batches(case.lengths, case.budget, cost=case.cost, oversize=case.oversize)
+        except ValueError as error:  # now, in one line, rather than after other sections
+            message = re.sub(r"oversize='(\w+)'", r"--oversize \1", str(error))
+            raise ValueError(f"--data {args.data}: {message.replace('raise the budget', 'raise --budget')}") from None
+        print(f"--data {args.data}: {len(case.lengths):,} samples, {case.note}", flush=True)
         extra = (case,)
         extra_pairs = args.data if case.lengths.ndim == 2 else None
         if extra_pairs is not None:  # the training section trains on them: check the labels now
@@ -124,15 +148,18 @@ def run(args: argparse.Namespace) -> int:
     gpu = f" | {env['gpu']} (driver {env['driver']}, CUDA {env['cuda']})" if "gpu" in env else ""
     print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
           f"({env['cpu_cores']} cores){gpu} | {args.mode} mode\n", flush=True)  # fmt: skip
-    with tqdm(unit="step", leave=False) as progress:
+    # disable=None: no bar where stderr is not a terminal (a log file), so that none
+    # interleaves with the tables.
+    with tqdm(unit="step", leave=False, disable=None) as progress:
         for name in sections:
             progress.set_description(name)
-            started = time.perf_counter()
+            started, load = time.perf_counter(), environment.LoadMeter()
             section = measure[name](progress)
             section["seconds"] = time.perf_counter() - started  # the section's own run time
+            section["load"] = load.stop(section["seconds"])
             # Each section is saved and shown when done: a later one that fails loses nothing.
             save(**{name: section})
-            progress.write(TABLES[name](section).rstrip("\n") + f"\n({name}: {section['seconds']:.0f} s)\n")
+            progress.write(TABLES[name](section).rstrip("\n") + "\n" + _timing_line(name, section) + "\n")
     plots = [p for name in sections for p in results[name]["plots"]]
     print(f"results.json and plots ({', '.join(plots)}) are in {out.resolve()}/")
     return 0

@@ -57,3 +57,40 @@ def nvidia_driver(index: int) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None
+
+
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(busy jiffies of the whole machine, of this process and its finished children)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+        with open("/proc/self/stat", encoding="ascii") as handle:
+            mine = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(int(v) for v in mine[11:15])  # utime stime cutime cstime
+
+
+# Where other processes took more than this share of the machine's CPU time during a
+# measurement, its timings are marked as measured under load.
+FOREIGN_LOAD_LIMIT = 0.15
+
+
+class LoadMeter:
+    """How much of the machine's CPU time other processes took while something was measured
+    (Linux: /proc/stat against this process's own time), so that a ratio measured under load
+    is marked as such instead of read as the package's."""
+
+    def __init__(self):
+        self._start, self._wall = _cpu_jiffies(), None
+
+    def stop(self, seconds: float) -> dict | None:
+        end = _cpu_jiffies()
+        if self._start is None or end is None or seconds <= 0:
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        machine = (end[0] - self._start[0]) / ticks
+        ours = (end[1] - self._start[1]) / ticks
+        share = max(0.0, machine - ours) / (seconds * (os.cpu_count() or 1))
+        return {"foreign_cpu_share": share, "under_load": share > FOREIGN_LOAD_LIMIT}

@@ -11,11 +11,19 @@ def target_line(name: str, t: dict, digits: int = 3, unit: str = "") -> str:
 
 def batching_table(batching: dict) -> str:
     planning = batching["planning"]
+    spread = planning["ratio_per_repeat"]
+    noise = (" (the repeats straddle 1.00: within this machine's run-to-run noise)"
+             if spread["min"] <= 1.0 <= spread["max"] else "")  # fmt: skip
     lines = [
         f"Planning {planning['num_lengths']:,} lengths (quadratic cost, shuffled): "
         f"plan_batches {planning['plan_seconds']:.3f} s vs numpy stable argsort "
-        f"{planning['argsort_seconds']:.3f} s -> {planning['plan_over_argsort']:.2f}x the sort "
-        f"(target <= 1.00: {'met' if planning['target']['met'] else 'MISSED'})",
+        f"{planning['argsort_seconds']:.3f} s -> {planning['plan_over_argsort']:.2f}x the sort, median of "
+        f"{planning['repeats']} alternating repeats (each repeat {spread['min']:.2f}-{spread['max']:.2f}x) "
+        f"(target <= 1.00: {'met' if planning['target']['met'] else 'MISSED'}){noise}",
+        "",
+        "  efficiency: real / padded tokens; batches: how many; cost max/med and max/min: the",
+        "  costliest batch over the median one and over the cheapest (1 = every batch costs the same);",
+        "  over budget: batches costing more than the budget.",
         "",
     ]
     header = f"  {'strategy':<28}{'efficiency':>11}{'batches':>9}{'cost max/med':>14}{'max/min':>9}{'over budget':>13}"
@@ -31,6 +39,8 @@ def batching_table(batching: dict) -> str:
                 f"{s['cost_max_over_median']:>14.2f}{spread:>9}{s['batches_over_budget']:>13}"
             )
         lines += [target_line(metric, t) for metric, t in case["targets"].items()]
+        if case["note"]:
+            lines.append(f"  ({case['note']})")
         lines.append("")
     lines += [f"note: {n}" for n in batching["notes"]]
     return "\n".join(lines)

@@ -8,8 +8,13 @@ from typing import Callable
 
 
 def compare(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict:
-    """Median seconds per candidate. Runs alternate (a, b, a, b, ...) so that drift in the
-    machine's speed hits every candidate alike; warm-up runs fault in memory and caches first."""
+    """Median seconds per candidate (see `compare_runs`)."""
+    return {name: statistics.median(values) for name, values in compare_runs(candidates, repeats, warmup).items()}
+
+
+def compare_runs(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict:
+    """Seconds of every repeat per candidate. Runs alternate (a, b, a, b, ...) so that drift in
+    the machine's speed hits every candidate alike; warm-up runs fault in memory and caches first."""
     for _ in range(warmup):
         for run in candidates.values():
             run()
@@ -21,4 +26,4 @@ def compare(candidates: dict[str, Callable[[], object]], repeats: int, warmup: i
             result = run()
             seconds[name].append(time.perf_counter() - start)
             del result
-    return {name: statistics.median(values) for name, values in seconds.items()}
+    return seconds
