@@ -155,7 +155,7 @@ def test_a_resume_under_other_settings_is_refused_naming_what_changed(tmp_path):
         "seed: saved with 0, this one has 1": dict(seed=1),
         "budget: saved with 200.0": dict(budget=300),
         "batch_overhead: saved with 0.15": dict(plan_options={"batch_overhead": 0.5}),
-        "step_composition: saved with 'sorted'": dict(composition="random"),
+        "step_composition: saved with 'pooled'": dict(composition="random"),
         "num_samples: saved with 120, this one has 121": dict(dataset=grown),
         "lengths_sha256": dict(dataset=changed),
     }

@@ -157,9 +157,10 @@ def test_a_state_from_a_sampler_that_plans_other_batches_is_refused_and_named():
         sampler = BucketBatchSampler(settings.pop("lengths", lengths), settings.pop("budget"), **settings)
         with pytest.raises(ValueError, match=f"resuming under other settings.*{changed}: saved with"):
             sampler.load_state_dict(state)
-    stepped = BucketBatchSampler(lengths, **base, step_target=16, max_micro_batches=2)
-    for changed, settings in {"step_unit": dict(step_unit="tokens", step_target=200),
-                              "step_max_micro_batches": dict(step_target=16, max_micro_batches=3)}.items():  # fmt: skip
+    stepped = BucketBatchSampler(lengths, **base, step_target=16, max_micro_batches=2, composition="sorted")
+    for changed, settings in {"step_unit": dict(step_unit="tokens", step_target=200, composition="sorted"),
+                              "step_max_micro_batches": dict(step_target=16, max_micro_batches=3,
+                                                             composition="sorted")}.items():  # fmt: skip
         with pytest.raises(ValueError, match=f"{changed}: saved with"):
             BucketBatchSampler(lengths, **base, **settings).load_state_dict(stepped.state_dict())
     BucketBatchSampler(lengths, **base).load_state_dict(state)  # the same settings resume

@@ -1,4 +1,6 @@
-"""plan_steps and the sampler's step mode: coverage, balance, equal steps on every rank."""
+"""plan_steps and the sampler's step mode with composition="sorted" (the epoch sorted and cut,
+its micro-batches dealt into steps): coverage, balance, equal steps on every rank. The other
+compositions: test_step_composition.py."""
 from __future__ import annotations
 
 import math
@@ -47,7 +49,7 @@ def test_steps_cover_the_plan_once_with_equal_steps_on_every_rank(problem):
         assert "replicas" in str(error)
         assume(False)
     plans = [
-        plan_steps(lengths, budget, target=problem["target"], unit=problem["unit"],
+        plan_steps(lengths, budget, target=problem["target"], unit=problem["unit"], composition="sorted",
                    max_micro_batches=problem["max_micro_batches"], rank=r, **options)
         for r in range(replicas)
     ]  # fmt: skip
@@ -83,7 +85,7 @@ def test_steps_cover_the_plan_once_with_equal_steps_on_every_rank(problem):
 
 
 def test_capped_micro_batches_give_steps_near_the_target():
-    plan = plan_steps(PAIRS, 8192, target=32, max_batch_size=32, seed=1)
+    plan = plan_steps(PAIRS, 8192, target=32, max_batch_size=32, seed=1, composition="sorted")
     summary = plan.summary()
     assert summary["per_step_median"] == 32
     assert summary["per_step_min"] >= 16 and summary["per_step_max"] <= 48
@@ -92,7 +94,7 @@ def test_capped_micro_batches_give_steps_near_the_target():
 
 def test_plan_is_a_pure_function_of_seed_and_epoch():
     def draw(**kw):
-        plan = plan_steps(PAIRS, 8192, target=64, max_batch_size=32, **kw)
+        plan = plan_steps(PAIRS, 8192, target=64, max_batch_size=32, composition="sorted", **kw)
         return [[b.tolist() for b in step] for step in plan.steps]
 
     assert draw(seed=2, epoch=1) == draw(seed=2, epoch=1)
@@ -120,7 +122,7 @@ def test_unknown_keyword_is_a_type_error():
 
 
 def make_sampler(**kw):
-    return BucketBatchSampler(PAIRS, 8192, step_target=48, max_batch_size=32, seed=4, **kw)
+    return BucketBatchSampler(PAIRS, 8192, step_target=48, max_batch_size=32, seed=4, composition="sorted", **kw)
 
 
 def test_sampler_step_mode_groups_loader_output_by_step():

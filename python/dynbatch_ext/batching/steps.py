@@ -19,7 +19,7 @@ from .plan import make_plan, warn_left_out
 
 UNITS = ("samples", "tokens")
 COMPOSITIONS = ("random", "pooled", "sorted")
-DEFAULT_COMPOSITION = "sorted"
+DEFAULT_COMPOSITION = "pooled"
 DEFAULT_POOL_STEPS = 64
 
 
