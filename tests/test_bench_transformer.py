@@ -1,4 +1,4 @@
-"""The bench's transformer section: the seed's loader as reconstructed, the locally built
+"""The bench's transformer section: the seed's loader as its code has it, the locally built
 tokenizer and data, and the section end to end in tiny mode on the synthetic stand-in."""
 from __future__ import annotations
 
@@ -15,28 +15,37 @@ from dynbatch_ext.bench.seed_loader import seed_dynamic_batches  # noqa: E402
 from dynbatch_ext.cli import main  # noqa: E402
 
 
-def test_the_seed_loader_sizes_batches_by_the_longest_review_without_its_special_tokens():
-    lengths = np.random.default_rng(0).integers(1, 300, size=500)
-    budget = 16 * 128**2
-    batches = seed_dynamic_batches(lengths, budget, seed=0)
-    together = np.concatenate(batches)
-    assert sorted(together.tolist()) == list(range(500))  # every review once
-    for batch in batches:
-        longest = int(lengths[batch].max())
-        assert len(batch) <= max(1, budget // longest**2)
-        if longest**2 <= budget:
-            assert len(batch) * longest**2 <= budget
-    assert sum(len(b) < max(1, budget // int(lengths[b].max()) ** 2) for b in batches) <= 1
-    # What the model gets: [CLS] + review + [SEP], which the seed's sizes leave out.
-    over = [len(b) * (int(lengths[b].max()) + 2) ** 2 > budget for b in batches]
-    assert 0 < sum(over) < len(batches)
-    assert [b.tolist() for b in seed_dynamic_batches(lengths, budget, seed=0)] == [b.tolist() for b in batches]
-    assert [b.tolist() for b in seed_dynamic_batches(lengths, budget, seed=1)] != [b.tolist() for b in batches]
+def _dataset_for_dbl(lengths, controller, order):
+    """DatasetForDBL._update_data_index as its seed document has it, over samples in `order`."""
+    index, batch, start_idx, max_length = [], 0, 0, 0
+    for idx, sample_len in enumerate(int(lengths[k]) for k in order):
+        max_length = sample_len if sample_len > max_length else max_length
+        batch_size = int(controller / max_length)
+        batch += 1
+        if batch > batch_size:
+            index.append((start_idx, idx))
+            start_idx = idx
+            max_length = sample_len
+            batch_size = int(controller / max_length**2)
+            batch = 0
+    index.append((start_idx, len(order)))
+    return index
 
 
-def test_the_seed_loader_divides_by_zero_on_the_empty_review():
-    with pytest.raises(ZeroDivisionError):
-        seed_dynamic_batches(np.array([5, 0, 7]), 100, seed=0)
+def test_the_seed_loader_is_dataset_for_dbl_with_its_quirks():
+    lengths = np.random.default_rng(0).integers(2, 300, size=500)
+    controller = 2048
+    batches = seed_dynamic_batches(lengths, controller, seed=0)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))  # every review once
+    order = np.random.default_rng(0).permutation(500)  # the shuffle it walks
+    runs = [order[a:b].tolist() for a, b in _dataset_for_dbl(lengths, controller, order)]
+    assert sorted(b.tolist() for b in batches) == sorted(runs)  # its runs, in shuffled order
+    # Its quirks: the limit is linear in the batch's longest length, and the counter's
+    # off-by-one lets a batch hold one sample past it.
+    limits = [int(controller / int(lengths[b].max())) for b in batches]
+    assert all(len(b) <= limit + 1 for b, limit in zip(batches, limits))
+    assert any(len(b) == limit + 1 for b, limit in zip(batches, limits))
+    assert [b.tolist() for b in seed_dynamic_batches(lengths, controller, seed=1)] != [b.tolist() for b in batches]
 
 
 def test_the_tokenizer_gives_each_chinese_character_a_token():
@@ -82,8 +91,7 @@ def test_the_section_runs_on_the_stand_in_and_reports_every_figure(tmp_path, cap
     assert set(section["runs"]) == set(transformer_training.RUNS)
     budget = section["budget"]
     for name, run in section["runs"].items():
-        reviews_trained = section["seed_loader_reviews"] if name == transformer_training.SEED else section["train_reviews"]
-        assert sum(run["samples_per_step_all"]) == reviews_trained * section["epochs"]
+        assert sum(run["samples_per_step_all"]) == section["train_reviews"] * section["epochs"]
         assert len(run["loss_per_step"]) == run["steps"] == len(run["seconds_at_step_end"])
         assert run["samples_per_second"] > 0 and 0 <= run["accuracy"] <= 1
         peak = run["peak_memory_bytes"]

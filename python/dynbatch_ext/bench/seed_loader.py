@@ -1,37 +1,42 @@
-"""The dynamic loader of the experiment this project grew from, reconstructed, bug included.
+"""The dynamic loader of the experiment this project grew from, exactly as its code has it.
 
-Its code is not in the project; what is known of it (issue 16): it trained BERT on ChnSentiCorp
-reviews with a budget of `batch_size * max_len**2`, every batch it built overshot that budget,
-and it divided by zero on the empty review. This is the loader that fits that description:
-
-- it walks the reviews from the longest down and gives each batch `budget // L**2` reviews, L
-  being the batch's first (longest) review's length in tokens as `tokenizer.tokenize` counts
-  them: the empty review, last in that order, divides by zero;
-- the model sees [CLS] and [SEP] as well, so a batch is padded to L + 2 tokens and costs
-  `n * (L + 2)**2`: more than the budget wherever rounding `n` down leaves less room than the
-  two tokens take (up to 21% more at 20 tokens; the bench counts how many batches);
-- each batch is one optimizer step, and the batches are shuffled each epoch.
-
-The issue also says its budget "mixes L and L**2". Read literally (`budget // L` reviews for
-length L) the loader cannot be run at all: at the benchmark's budget its first batch would hold
-every review. So that part is not reproduced.
+`DatasetForDBL` (../shared/seeds/000_8cb0412cc80b3838.txt, section 1) with the settings of its
+real-data runs (`uprank=None, shuffle=True`): the samples are shuffled, then walked in that order
+while a batch grows. Its `controller` stands for `batch_size * input_length**2`, but:
+- inside a batch the size limit is `int(controller / max_length)`, linear in the batch's longest
+  length so far (`max_length`, in tokens with [CLS] and [SEP], as its tokenizer's `encode` gives);
+- at a cut it sets `int(controller / max_length**2)`, which the next sample overwrites with the
+  linear limit;
+- the counter restarts at 0 with the cut sample already in the new batch, so a batch can hold
+  one sample more than its limit;
+- the batches are consecutive runs of the shuffled data (not sorted), in shuffled order, one
+  optimizer step each.
 """
 from __future__ import annotations
 
 import numpy as np
 
 
-def seed_dynamic_batches(text_lengths: np.ndarray, budget: int, seed: int) -> list[np.ndarray]:
-    """Index arrays of the seed's batches over reviews of `text_lengths` tokens (without [CLS]
-    and [SEP]), in the order of `seed`. Raises ZeroDivisionError on an empty review, as the
-    seed's loader did."""
-    lengths = np.asarray(text_lengths, dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable")
-    batches, start = [], 0
-    while start < len(order):
-        longest = int(lengths[order[start]])
-        size = max(1, budget // longest**2)  # ZeroDivisionError at the empty review
-        batches.append(order[start : start + size])
-        start += size
-    shuffled = np.random.default_rng(seed).permutation(len(batches))
-    return [batches[k] for k in shuffled]
+def seed_dynamic_batches(lengths: np.ndarray, controller: float, seed: int) -> list[np.ndarray]:
+    """Index arrays of DatasetForDBL's batches over samples of `lengths` tokens ([CLS] and
+    [SEP] included), shuffled by `seed` (its random.shuffle, here numpy's)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths))  # _rank(): uprank=None, shuffle=True
+    bounds, batch, start, max_length = [], 0, 0, 0
+    for position, sample in enumerate(order):  # _update_data_index(), line by line
+        sample_length = int(lengths[sample])
+        max_length = max(max_length, sample_length)
+        batch_size = int(controller / max_length)
+        batch += 1
+        if batch > batch_size:
+            bounds.append((start, position))
+            start = position
+            max_length = sample_length
+            batch_size = int(controller / max_length**2)  # overwritten at the next sample
+            batch = 0
+    bounds.append((start, len(lengths)))
+    shuffled = rng.permutation(len(bounds))  # _index_to_index, shuffled
+    # A run can be empty only where a sample is longer than the controller: the seed's loader
+    # would hand its collate an empty batch there; it is left out.
+    return [order[bounds[k][0]:bounds[k][1]] for k in shuffled if bounds[k][1] > bounds[k][0]]
