@@ -189,3 +189,12 @@ def test_lightnings_distributed_sampler_is_refused_under_ddp():
 def test_bad_options_are_refused_when_the_data_module_is_made(options, message):
     with pytest.raises(ValueError, match=message):
         data_module(ragged_samples(), **options)
+
+
+def test_a_tampered_loader_state_is_one_clear_error():
+    data = data_module(ragged_samples())
+    trainer(max_steps=1).fit(Classifier(), data)
+    loader = data.train_dataloader()
+    for bad in ({"steps_done": 3}, [1, 2], {"sampler": {"epoch": 0}, "steps_done": 1}):
+        with pytest.raises(ValueError, match="not a saved state of budgeted steps|sampler state lacks"):
+            loader.load_state_dict(bad)

@@ -1,5 +1,5 @@
 // The op schemas, declared once for every backend. Implementations: ops/cpu, ops/cuda.
-// Autograd and fake (meta) kernels are registered from Python (dynbatch_ext/ops.py).
+// Autograd and fake (meta) kernels are registered from Python (python/dynbatch_ext/ops/registration.py).
 #include <torch/library.h>
 
 TORCH_LIBRARY(dynbatch_ext, m) {

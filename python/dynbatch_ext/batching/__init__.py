@@ -4,15 +4,18 @@
     options      PlanOptions: every option of a plan, checked once
     plan         plan_batches: batches within a budget, cut where they pad least
     stats        padding_stats: what any batching costs
-    steps        plan_steps: micro-batches grouped into optimizer steps of about equal size
+    steps        plan_steps, StepOptions: optimizer steps of a constant size, composed "pooled",
+                 "random" or "sorted"; epoch_order
     loss_weights micro_batch_weights: exact loss weights for a step's micro-batches
     resumable    the epoch, resume and step bookkeeping every batch sampler here shares
     sampler      BucketBatchSampler: the plan as a DataLoader batch sampler
     stream       bucket_stream, stream_batches, StreamBucketer: batches of a stream, in a
                  bounded buffer
     stream_dataset  BucketingIterableDataset: a stream's batches over ranks and workers
+    rank_steps   until_every_rank_ends: DDP over streams whose ranks run out at different times
     calibration  calibrate: the cost model and budget fitted to a model's measured memory
     memory       peak tensor memory of a call (what calibrate measures)
+    checks       the argument checks every public function shares
 """
 from .calibration import Calibration, calibrate
 from .costs import PRESETS, CostModel
