@@ -137,8 +137,15 @@ def _hf_run(way: str, regime: dict, seed: int, data_dir: str | None, batch_rebal
             if isinstance(inputs, list):  # BudgetTrainer: the step's mean loss
                 for batch in batches:
                     record.micro_batch(batch, float(loss))
-            else:  # the Trainer: a micro-batch's loss, divided by the accumulation steps
-                record.micro_batch(inputs, float(loss) * self.args.gradient_accumulation_steps)
+                return loss
+            # The Trainer divides a micro-batch's loss by the accumulation steps unless it takes
+            # the model to have normalised it by the window's items (a model whose forward takes
+            # **kwargs, as BERT's does: its classification loss is still the micro-batch's mean,
+            # so it is then returned, and back-propagated, undivided).
+            scaled = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or (
+                self.compute_loss_func is not None)  # fmt: skip
+            divisor = 1 if scaled else self.current_gradient_accumulation_steps
+            record.micro_batch(inputs, float(loss) * divisor)
             return loss
 
     class Timer(transformers.TrainerCallback):
@@ -281,19 +288,26 @@ def planned_runs(workloads, paths, regimes, seeds: int, scale_seeds: int) -> lis
     return keys
 
 
+# Student's t at 0.975 for 1..30 degrees of freedom (the usual table, to 4 decimals).
+T_975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010,
+         2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739,
+         2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)  # fmt: skip
+
+
+def _t975(df: int) -> float:
+    if df <= len(T_975):
+        return T_975[df - 1]
+    z = 1.959964  # past 30: the Cornish-Fisher expansion, within 1e-3 of the table's values
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
 def _interval(differences: np.ndarray) -> tuple[float, float, float]:
     """Mean and 95% t-interval of paired differences."""
-    from statistics import NormalDist
-
     n = len(differences)
     mean = float(differences.mean())
     if n < 2:
         return mean, float("-inf"), float("inf")
-    # Student's t quantile by a Cornish-Fisher expansion of the normal one (exact to 1e-3 at n >= 3).
-    z = NormalDist().inv_cdf(0.975)
-    df = n - 1
-    t = z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-    half = t * float(differences.std(ddof=1)) / math.sqrt(n)
+    half = _t975(n - 1) * float(differences.std(ddof=1)) / math.sqrt(n)
     return mean, mean - half, mean + half
 
 

@@ -1,0 +1,40 @@
+"""The step-composition study: its runs end to end at the tiny size, and its statistics."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("datasets")
+
+from dynbatch_ext.bench import step_composition  # noqa: E402
+
+
+def test_the_paired_interval_is_students_t():
+    differences = np.array([0.01, -0.02, 0.005, 0.0, -0.01, 0.015, -0.005, 0.002])
+    mean, low, high = step_composition._interval(differences)
+    half = 2.3646 * differences.std(ddof=1) / np.sqrt(8)  # t(0.975, 7)
+    assert mean == pytest.approx(differences.mean())
+    assert (low, high) == pytest.approx((mean - half, mean + half), rel=2e-3)
+
+
+def test_a_tiny_study_trains_every_way_and_continues_where_it_stopped(tmp_path):
+    arguments = ["--size", "tiny", "--seeds", "2", "--regimes", "steps of 20", "--out", str(tmp_path),
+                 "--data-dir", str(tmp_path / "no-data")]  # fmt: skip
+    (tmp_path / "no-data").mkdir()
+    assert step_composition.main(arguments) == 0
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    ways = len(step_composition.HF_WAYS) + 2 * len(step_composition.LOOP_WAYS)  # hf, loop, esim
+    assert len(runs) == 2 * ways
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = {(r["workload"], r["path"], r["way"]): r for r in result["rows"]}
+    pooled = rows[("transformer", "hf", "pooled")]
+    assert pooled["paired_seeds"] == 2 and len(pooled["differences"]) == 2
+    assert pooled["cost_max_over_budget"] <= 1.0  # every micro-batch within the budget
+    assert rows[("transformer", "loop", "random")]["padding_efficiency"] > rows[("transformer", "loop", "fixed")]["padding_efficiency"]
+    assert (tmp_path / "study.png").stat().st_size > 10_000 and (tmp_path / "study.md").is_file()
+    stamp = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
+    assert step_composition.main(arguments) == 0  # nothing left to run: nothing run again
+    assert stamp == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
