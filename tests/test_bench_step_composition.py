@@ -21,20 +21,27 @@ def test_the_paired_interval_is_students_t():
 
 
 def test_a_tiny_study_trains_every_way_and_continues_where_it_stopped(tmp_path):
-    arguments = ["--size", "tiny", "--seeds", "2", "--regimes", "steps of 20", "--out", str(tmp_path),
-                 "--data-dir", str(tmp_path / "no-data")]  # fmt: skip
+    arguments = ["--size", "tiny", "--seeds", "2", "--regimes", "steps of 20", "--paths", "hf",
+                 "--out", str(tmp_path), "--data-dir", str(tmp_path / "no-data")]  # fmt: skip
     (tmp_path / "no-data").mkdir()
     assert step_composition.main(arguments) == 0
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    ways = len(step_composition.HF_WAYS) + 2 * len(step_composition.LOOP_WAYS)  # hf, loop, esim
-    assert len(runs) == 2 * ways
+    assert len(runs) == 2 * (len(step_composition.HF_WAYS) + len(step_composition.LOOP_WAYS))  # hf, esim
     result = json.loads((tmp_path / "results.json").read_text())
     rows = {(r["workload"], r["path"], r["way"]): r for r in result["rows"]}
     pooled = rows[("transformer", "hf", "pooled")]
     assert pooled["paired_seeds"] == 2 and len(pooled["differences"]) == 2
     assert pooled["cost_max_over_budget"] <= 1.0  # every micro-batch within the budget
-    assert rows[("transformer", "loop", "random")]["padding_efficiency"] > rows[("transformer", "loop", "fixed")]["padding_efficiency"]
+    assert rows[("transformer", "hf", "random")]["padding_efficiency"] > rows[("transformer", "hf", "fixed")]["padding_efficiency"]
     assert (tmp_path / "study.png").stat().st_size > 10_000 and (tmp_path / "study.md").is_file()
     stamp = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
     assert step_composition.main(arguments) == 0  # nothing left to run: nothing run again
     assert stamp == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
+
+
+def test_the_plain_loop_trains_fixed_and_random_on_the_same_steps():
+    regime = dict(step=20, epochs=1, lr=5e-4)
+    fixed = step_composition._loop_run("fixed", regime, 0, None, "tiny")
+    random = step_composition._loop_run("random", regime, 0, None, "tiny")
+    assert fixed["samples_per_step"] == random["samples_per_step"]  # runs of 20 of one order
+    assert random["padding_efficiency"] > fixed["padding_efficiency"] and random["micro_batches_per_step"] > 1

@@ -33,6 +33,7 @@ import copy
 import functools
 import json
 import math
+import multiprocessing
 import os
 import tempfile
 import time
@@ -270,6 +271,19 @@ def _run_one(key: str, data_dir: str | None, threads: int, batch_rebalance_accum
     return _loop_run(way, REGIMES[regime], seed, data_dir, mode)
 
 
+def _results(keys: list[str], options: tuple, jobs: int):
+    """(key, result) of each run: in this process for one job; else in fresh processes (spawned:
+    a fork of a process whose torch threads are running can deadlock)."""
+    if jobs == 1:
+        for key in keys:
+            yield key, _run_one(key, *options)
+        return
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_one, key, *options): key for key in keys}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
 def planned_runs(workloads, paths, regimes, seeds: int, scale_seeds: int) -> list[str]:
     """Every run, the seed experiment's regime first (seed by seed), then ESIM, then the scale."""
     keys = []
@@ -420,12 +434,10 @@ def main(argv=None) -> int:
     keys = planned_runs(args.workloads, args.paths, args.regimes, args.seeds, args.scale_seeds)
     file_of = {k: store / (k.replace("|", "__").replace(" ", "-") + ".json") for k in keys}
     todo = [] if args.report else [k for k in keys if not file_of[k].is_file()]
-    with tqdm(total=len(todo), desc="study", unit="run") as bar, ProcessPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(_run_one, k, data_dir, threads, args.batch_rebalance_accumulation,
-                               args.size): k for k in todo}  # fmt: skip
-        for future in as_completed(futures):
-            key = futures[future]
-            file_of[key].write_text(json.dumps({"key": key, **future.result()}))
+    options = (data_dir, threads, args.batch_rebalance_accumulation, args.size)
+    with tqdm(total=len(todo), desc="study", unit="run", disable=None) as bar:
+        for key, result in _results(todo, options, args.jobs):
+            file_of[key].write_text(json.dumps({"key": key, **result}))
             bar.set_postfix_str(key)
             bar.update()
     runs = {}
