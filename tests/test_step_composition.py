@@ -35,10 +35,10 @@ def test_random_steps_hold_the_sample_sets_of_a_fixed_size_random_batch_sampler(
 
 
 def test_random_steps_split_every_step_between_ranks_with_equal_micro_batch_counts():
-    plans = [plan_steps(LENGTHS, 16 * 64**2, target=32, composition="random", num_replicas=3,
+    plans = [plan_steps(LENGTHS, 16 * 64**2, target=33, composition="random", num_replicas=3,
                         rank=r, epoch=1) for r in range(3)]  # fmt: skip
     order = epoch_order(len(LENGTHS), epoch=1)
-    fixed = [sorted(int(i) for i in batch) for batch in BatchSampler(order.tolist(), 32, drop_last=False)]
+    fixed = [sorted(int(i) for i in batch) for batch in BatchSampler(order.tolist(), 33, drop_last=False)]
     for s, want in enumerate(fixed):
         assert [len(plan.steps[s]) for plan in plans] == [len(plans[0].steps[s])] * 3
         assert sorted(int(i) for plan in plans for mb in plan.steps[s] for i in mb) == want
@@ -75,6 +75,24 @@ def test_pooled_steps_with_few_samples_still_give_every_step_a_micro_batch():
     lengths = np.full(40, 3)  # one micro-batch would hold them all
     plan = plan_steps(lengths, 10**6, target=5, composition="pooled", pool_steps=8)
     assert [int(t) for t in plan.totals] == [5] * 8
+
+
+def test_steps_with_several_replicas_hold_a_multiple_of_the_replicas_samples_averaging_the_target():
+    # Found by hypothesis: a step of 3 samples of lengths 0, 1 and 2 over 2 replicas was refused
+    # although one micro-batch of two and one of one fit; a multiple of the replicas always can.
+    lengths = np.zeros(52, dtype=np.int64)
+    lengths[[2, 40]] = [1, 2]
+    plans = [plan_steps(lengths, 16, target=3, composition="random", num_replicas=2, rank=r)
+             for r in range(2)]  # fmt: skip
+    sizes = [sum(len(mb) for plan in plans for mb in plan.steps[s]) for s in range(len(plans[0].steps))]
+    assert all(size % 2 == 0 for size in sizes) and sum(sizes) == 52
+    assert sizes[:4] == [4, 2, 4, 2]  # cut where the running count passes 3, 6, 9, ...
+
+
+def test_a_step_whose_samples_cannot_be_shared_equally_is_refused_by_name():
+    # Every sample fills the budget alone: 3 samples make 3 micro-batches, and 2 replicas need 2 or 4.
+    with pytest.raises(ValueError, match="a step of 3 samples cannot give each of the 2 replicas"):
+        plan_steps(np.full(3, 4), 16, target=3, composition="random", num_replicas=2)
 
 
 @given(lengths=hnp.arrays(np.int64, st.integers(1, 200), elements=st.integers(0, 60)),

@@ -85,8 +85,9 @@ EpochPlan plan_sorted(const LengthsView& lengths, const PlanOptions& options,
 
 // Cuts `order` into steps: a step closes once its running weight reaches the next multiple of
 // the target (steps of exactly `target` samples for an integer target, as a fixed-size batch
-// sampler cuts) and holds at least one sample per replica; a last step with fewer joins the one
-// before it. Returns the step boundaries into `order`.
+// sampler cuts) and its sample count is a multiple of the replicas (every replica gets as many
+// samples, so each can hold as many micro-batches: one sample each at worst); a last step with
+// fewer samples than replicas joins the one before it. Returns the step boundaries into `order`.
 std::vector<int64_t> cut_steps(const LengthsView& lengths, const std::vector<int64_t>& order,
                                const EpochStepOptions& steps, int64_t replicas) {
   std::vector<int64_t> bounds{0};
@@ -95,7 +96,7 @@ std::vector<int64_t> cut_steps(const LengthsView& lengths, const std::vector<int
   const int64_t n = static_cast<int64_t>(order.size());
   for (int64_t k = 0; k < n; ++k) {
     running += sample_weight(lengths, order[k], steps.unit);
-    if (running >= next && k + 1 - bounds.back() >= replicas) {
+    if (running >= next && (k + 1 - bounds.back()) % replicas == 0) {
       bounds.push_back(k + 1);
       next = (std::floor(running / steps.target) + 1.0) * steps.target;
     }
@@ -136,28 +137,43 @@ bool equalise_replicas(std::vector<Slices>& replica_slices) {
   return true;
 }
 
-// Appends a step whose slices could not be equalised, planned by plan_batches alone (its own cut
-// of the step's samples, the largest batches split until every replica has as many): the step's
-// samples are the same, its micro-batches another cut of them. Throws where no cut can do it.
+// Appends a step whose slices could not be equalised, cut anew: its samples sorted and cut under
+// the budget, the largest micro-batches split until every replica has as many. Where the cut that
+// pads least has too many micro-batches to reach a multiple of the replicas by splitting, the cut
+// into the fewest is taken (any count between the fewest and one sample each can be reached by
+// splitting, and a split never raises the cost per sample). Throws where no cut can do it.
 void append_replanned_step(const LengthsView& lengths, const std::vector<int64_t>& samples,
                            const PlanOptions& settings, const EpochStepOptions& steps,
                            EpochPlan& out) {
-  const int fields = lengths.num_fields;
-  std::vector<int64_t> gathered(samples.size() * fields);
-  for (size_t k = 0; k < samples.size(); ++k)
-    for (int f = 0; f < fields; ++f) gathered[k * fields + f] = lengths.data[samples[k] * fields + f];
-  const BatchPlan plan =
-      plan_batches(LengthsView{gathered.data(), static_cast<int64_t>(samples.size()), fields}, settings);
+  std::vector<int64_t> spare;
+  const SortedLengths sorted = sort_samples(lengths, samples, spare, settings);
+  const int64_t replicas = settings.num_replicas, n = sorted.size();
+  auto reachable = [&](const std::vector<BatchSpan>& spans) {
+    return (static_cast<int64_t>(spans.size()) + replicas - 1) / replicas * replicas <= n;
+  };
+  std::vector<BatchSpan> spans = partition_sorted(sorted, settings);
+  if (!reachable(spans)) spans = partition_greedy(sorted, settings);
+  if (!reachable(spans))
+    throw std::invalid_argument(
+        "a step of " + std::to_string(n) + " samples cannot give each of the " +
+        std::to_string(replicas) + " replicas the same number of micro-batches: its samples need " +
+        std::to_string(spans.size()) + " micro-batches within the budget, and no multiple of " +
+        std::to_string(replicas) + " up to one sample each is reachable; raise the budget, use " +
+        "fewer replicas, or use composition='sorted' with drop_last=True");
+  SplitMix64 round_rng(mix_seed(settings.seed, settings.epoch, kRoundStream));
+  BatchPlan plan;
+  plan.indices = std::move(spare);
+  arrange_rounds(sorted, std::move(spans), settings, round_rng, plan);
   double total = 0.0;
   for (int64_t b = 0; b < plan.num_batches(); ++b) {
     for (int64_t k = plan.offsets[b]; k < plan.offsets[b + 1]; ++k) {
-      out.batches.indices.push_back(samples[plan.indices[k]]);
-      total += sample_weight(lengths, samples[plan.indices[k]], steps.unit);
+      out.batches.indices.push_back(plan.indices[k]);
+      total += sample_weight(lengths, plan.indices[k], steps.unit);
     }
     out.batches.offsets.push_back(static_cast<int64_t>(out.batches.indices.size()));
     out.batches.costs.push_back(plan.costs[b]);
   }
-  out.step_offsets.push_back(out.step_offsets.back() + plan.num_batches() / settings.num_replicas);
+  out.step_offsets.push_back(out.step_offsets.back() + plan.num_batches() / replicas);
   out.step_totals.push_back(total);
 }
 

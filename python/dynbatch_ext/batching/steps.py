@@ -28,6 +28,9 @@ class StepOptions:
     """How an epoch's samples are grouped into optimizer steps, checked once when it is made.
 
     target: samples (or real tokens, `unit="tokens"`) per optimizer step, summed over ranks.
+        With several replicas, a "random" or "pooled" step closes at the first multiple of the
+        replicas at or past the target (every replica gets as many samples; target=32 over 3
+        replicas gives steps of 33 and 30 samples, 32 on average).
     composition: which samples meet in a step.
         "random": the epoch's random order (`epoch_order`) cut into steps of `target`, exactly
             as a fixed-size random batch sampler cuts it; only inside a step are the samples
