@@ -1,7 +1,8 @@
 """The fused ESIM ops, `torch.ops.dynbatch_ext.*`, and their pure PyTorch references.
 
-    registration  what makes the C++ ops first-class torch ops: fake kernels and autograd
-    reference     the same semantics in pure PyTorch, for checking and comparison
+    registration     what makes the C++ ops first-class torch ops: fake kernels and autograd
+    torch_internals  the private torch APIs registration needs, in one place (pinned by a test)
+    reference        the same semantics in pure PyTorch, for checking and comparison
 
 The kernels and schemas live in C++ (csrc/kernels, csrc/ops) and register when `_C` is imported.
 """

@@ -10,6 +10,8 @@ from torch import Tensor
 
 from .. import _C  # noqa: F401  (registers the schemas and kernels)
 from . import reference
+from .torch_internals import (any_requires_grad, below_autograd, register_autograd_kernel,
+                              transforms_active)
 
 _ops = torch.ops.dynbatch_ext
 
@@ -62,11 +64,6 @@ def _masked_pool_backward_fake(grad_out, x, len_x):
 _library = torch.library.Library("dynbatch_ext", "IMPL")
 
 
-def _below_autograd(op, keyset, args):
-    with torch._C._AutoDispatchBelowAutograd():
-        return op.redispatch(keyset & torch._C._after_autograd_keyset, *args)
-
-
 def _has_tangents(args) -> bool:
     """Whether any argument is a forward-mode dual tensor."""
     return any(isinstance(t, Tensor) and fwAD.unpack_dual(t).tangent is not None for t in args)
@@ -94,15 +91,15 @@ def _register_forward(name: str, reverse: type[torch.autograd.Function], formula
     op = getattr(_ops, name).default
 
     def kernel(keyset, *args):
-        if torch._C._are_functorch_transforms_active():  # torch.func: it differentiates formula
+        if transforms_active():  # torch.func: it differentiates formula
             return formula(*args)
         if _has_tangents(args):
             return _with_tangents(kernel(keyset, *_primals(args)), formula(*args))
-        if torch.is_grad_enabled() and torch._C._any_requires_grad(*args):
+        if torch.is_grad_enabled() and any_requires_grad(*args):
             return reverse.apply(keyset, *args)
-        return _below_autograd(op, keyset, args)
+        return below_autograd(op, keyset, args)
 
-    _library.impl(name, kernel, "Autograd", with_keyset=True)
+    register_autograd_kernel(_library, name, kernel)
 
 
 def _register_backward(name: str, formula) -> None:
@@ -111,19 +108,19 @@ def _register_backward(name: str, formula) -> None:
     op = getattr(_ops, name).default
 
     def kernel(keyset, *args):
-        differentiated = torch.is_grad_enabled() and torch._C._any_requires_grad(*args)
-        if differentiated or torch._C._are_functorch_transforms_active() or _has_tangents(args):
+        differentiated = torch.is_grad_enabled() and any_requires_grad(*args)
+        if differentiated or transforms_active() or _has_tangents(args):
             return formula(*args)
-        return _below_autograd(op, keyset, args)
+        return below_autograd(op, keyset, args)
 
-    _library.impl(name, kernel, "Autograd", with_keyset=True)
+    register_autograd_kernel(_library, name, kernel)
 
 
 class _SoftAlign(torch.autograd.Function):
     @staticmethod
     def forward(ctx, keyset, a, b, len_a, len_b):
         ctx.save_for_backward(a, b, len_a, len_b)
-        return _below_autograd(_ops.soft_align.default, keyset, (a, b, len_a, len_b))
+        return below_autograd(_ops.soft_align.default, keyset, (a, b, len_a, len_b))
 
     @staticmethod
     def backward(ctx, grad_a_tilde, grad_b_tilde):
@@ -136,7 +133,7 @@ class _MaskedPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, keyset, x, len_x):
         ctx.save_for_backward(x, len_x)
-        return _below_autograd(_ops.masked_pool.default, keyset, (x, len_x))
+        return below_autograd(_ops.masked_pool.default, keyset, (x, len_x))
 
     @staticmethod
     def backward(ctx, grad_out):
