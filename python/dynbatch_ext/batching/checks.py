@@ -87,7 +87,7 @@ def check_pad_multiple(value) -> int:
     return check_int("pad_multiple", value, 1)
 
 
-def default_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+def replicas_and_rank(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
     """(num_replicas, rank), filling what the caller left out from torch.distributed when it is
     initialised (else 1 and 0), checked."""
     initialised = torch.distributed.is_available() and torch.distributed.is_initialized()

@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from .checks import as_lengths, default_replicas
+from .checks import as_lengths, replicas_and_rank
 from .options import plan_options
 from .plan import Plan, make_plan, warn_left_out
 from .resumable import ResumableBatchSampler
@@ -49,7 +49,7 @@ class BucketBatchSampler(ResumableBatchSampler):
         **options,
     ):
         self.lengths = as_lengths(lengths)
-        self.num_replicas, self.rank = default_replicas(num_replicas, rank)
+        self.num_replicas, self.rank = replicas_and_rank(num_replicas, rank)
         self.options = plan_options(budget, {**options, "num_replicas": self.num_replicas})
         self.step_options = None
         if step_target is None and (max_micro_batches is not None or step_unit != "samples"

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .checks import check_int, default_replicas
+from .checks import check_int, replicas_and_rank
 from .stream import CHUNK, DEFAULT_BUFFER_SIZE, LengthsDigest, StreamBucketer, _measure
 
 
@@ -83,7 +83,7 @@ class BucketingIterableDataset(torch.utils.data.IterableDataset):
         if source_splits_workers is None and _is_hf_iterable_dataset(source):
             source_splits_workers = True
         self.source_splits_workers = source_splits_workers
-        self.num_replicas, self.rank = default_replicas(num_replicas, rank)
+        self.num_replicas, self.rank = replicas_and_rank(num_replicas, rank)
         self._bucketer_arguments = dict(budget=budget, pairs=self.pairs, buffer_size=buffer_size,
                                         **options)  # fmt: skip
         StreamBucketer(**self._bucketer_arguments)  # checks the options now, not in a worker

@@ -178,8 +178,9 @@ class BudgetTrainer(transformers.Trainer):
                 "the padding the collator adds"
             )
         steps = StepOptions(step_target, step_unit, max_micro_batches, composition, pool_steps)
-        self._plan = step_sampler_arguments(budget, steps, dict(cost=cost, **options),
-                                            set_by_framework=_SET_BY_TRAINING_ARGUMENTS)  # fmt: skip
+        self._sampler_arguments = step_sampler_arguments(
+            budget, steps, dict(cost=cost, **options), set_by_framework=_SET_BY_TRAINING_ARGUMENTS
+        )
         self._lengths = lengths
         self._length_columns = length_columns
         self.budget_sampler: BucketBatchSampler | None = None
@@ -211,11 +212,11 @@ class BudgetTrainer(transformers.Trainer):
         lengths = self._training_lengths()
         if len(lengths) != len(self.train_dataset):
             raise ValueError(f"{len(lengths)} lengths for {len(self.train_dataset)} training samples")
-        plan = dict(self._plan)
-        budget = plan.pop("budget")
+        arguments = dict(self._sampler_arguments)
+        budget = arguments.pop("budget")
         self.budget_sampler = BucketBatchSampler(
             lengths, budget, num_replicas=self.args.world_size, rank=self.args.process_index,
-            seed=self.args.seed, **plan,
+            seed=self.args.seed, **arguments,
         )  # fmt: skip
         self._step_batches = StepBatches(self.budget_sampler)
         if self._resuming_from is not None:

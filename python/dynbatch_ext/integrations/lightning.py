@@ -130,8 +130,9 @@ class BudgetDataModule(pl.LightningDataModule):
         if len(self.lengths) != len(train_dataset):
             raise ValueError(f"{len(self.lengths)} lengths for {len(train_dataset)} training samples")
         steps = StepOptions(step_target, step_unit, max_micro_batches, composition, pool_steps)
-        self.plan = step_sampler_arguments(budget, steps, dict(cost=cost, seed=seed, **plan_options),
-                                           set_by_framework=_SET_BY_TRAINER)  # fmt: skip
+        options = dict(cost=cost, seed=seed, **plan_options)
+        self.sampler_arguments = step_sampler_arguments(budget, steps, options,
+                                                        set_by_framework=_SET_BY_TRAINER)
         self.collate_fn, self.num_workers, self.pin_memory = collate_fn, num_workers, pin_memory
         self.seed = seed
         if padded_length is None or callable(padded_length):
@@ -151,10 +152,10 @@ class BudgetDataModule(pl.LightningDataModule):
                 "Trainer with use_distributed_sampler=False, or Lightning would wrap the sampler in "
                 "a DistributedSampler and split each rank's batches again"
             )
-        plan = dict(self.plan)
-        budget = plan.pop("budget")
+        arguments = dict(self.sampler_arguments)
+        budget = arguments.pop("budget")
         self.sampler = BucketBatchSampler(self.lengths, budget, num_replicas=trainer.world_size,
-                                          rank=trainer.global_rank, **plan)  # fmt: skip
+                                          rank=trainer.global_rank, **arguments)  # fmt: skip
         self.sampler.set_epoch(trainer.current_epoch)  # before any iterator exists
         progress = trainer.fit_loop.epoch_loop.batch_progress.current
         padded_length, sample_length = self._lengths_of
