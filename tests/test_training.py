@@ -11,10 +11,12 @@ import torch
 
 from dynbatch_ext.corpora import PairData
 from dynbatch_ext.training import (
-    EncodedPairs, FixedBatchSampler, TrainConfig, Vocabulary, synthetic_pairs, train,
+    EncodedPairs, FixedBatchSampler, TrainConfig, UnsupportedAutocast, Vocabulary, synthetic_pairs,
+    train,
 )  # fmt: skip
 from dynbatch_ext.training.data import load_pairs
 from dynbatch_ext.training.metrics import read_log
+from dynbatch_ext.training.precision import check_autocast
 
 TINY = dict(synthetic_size=240, embedding_dim=8, hidden_size=8, dropout=0.3, progress=False,
             budget=256.0, step_target=16.0)  # fmt: skip
@@ -270,7 +272,36 @@ def test_memory_limit_rejects_nonsense(text):
         parse_bytes(text)
 
 
+def _bfloat16_lstm_problem() -> str | None:
+    try:
+        check_autocast("bfloat16", torch.device("cpu"))
+    except UnsupportedAutocast as error:
+        return str(error)
+    return None
+
+
+def test_an_autocast_the_cpu_cannot_run_is_refused_before_training(tmp_path, monkeypatch):
+    # What oneDNN says on a CPU without AVX-512-BF16 or AMX, made to happen on any CPU.
+    def no_bfloat16_lstm(self, *args, **kwargs):
+        if torch.is_autocast_enabled("cpu"):
+            raise RuntimeError("could not create a primitive descriptor for the LSTM forward "
+                               "propagation primitive. Run workload with ONEDNN_VERBOSE=all")  # fmt: skip
+        return original(self, *args, **kwargs)
+
+    original = torch.nn.LSTM.forward
+    monkeypatch.setattr(torch.nn.LSTM, "forward", no_bfloat16_lstm)
+    with pytest.raises(UnsupportedAutocast, match="LSTM cannot run in bfloat16 on this cpu .*"
+                                                  "AVX-512-BF16 or AMX. Train in float32"):  # fmt: skip
+        train(TrainConfig(out_dir=str(tmp_path), epochs=1, autocast="bfloat16", **TINY))
+    assert not (tmp_path / "metrics.jsonl").exists()  # refused before a step was taken
+
+
 def test_training_under_bfloat16_autocast(tmp_path):
+    problem = _bfloat16_lstm_problem()
+    if problem is not None:  # this CPU has no bfloat16 LSTM: the run is refused, by name
+        with pytest.raises(UnsupportedAutocast, match="AVX-512-BF16"):
+            train(TrainConfig(out_dir=str(tmp_path), epochs=1, autocast="bfloat16", **TINY))
+        pytest.skip(problem)
     result = train(TrainConfig(out_dir=str(tmp_path), epochs=1, autocast="bfloat16", **TINY))
     steps = [r for r in result.history if r["kind"] == "step"]
     assert result.finished and steps and all(np.isfinite(r["loss"]) for r in steps)

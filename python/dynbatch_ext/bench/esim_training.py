@@ -22,10 +22,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .. import corpora
-from ..training import TrainConfig, synthetic_pairs, train
+from ..training import TrainConfig, UnsupportedAutocast, synthetic_pairs, train
 from ..training.data import split, subset
+from ..training.precision import check_autocast
 from ..training.metrics import smooth
 from . import figures
 from .targets import target
@@ -94,11 +96,12 @@ def run(mode: str, data_dir: Path | None, out_dir: Path, device: str, progress,
         extra_pairs: Path | None = None, seed: int = 0) -> dict:  # fmt: skip
     size = SIZES[mode]
     cases = []
+    configs, not_run = _runnable_configs(torch.device(device))
     data_sets = list(_data_sets(mode, data_dir, extra_pairs, seed))
-    progress.reset(total=len(data_sets) * len(CONFIGS))
+    progress.reset(total=len(data_sets) * len(configs))
     for name, (train_pairs, valid_pairs) in data_sets:
         runs = {}
-        for label, options in CONFIGS.items():
+        for label, options in configs.items():
             progress.set_description(f"training: {name}, {label}")
             config = TrainConfig(
                 out_dir=str(out_dir / "training-runs" / f"{name}-{label}".replace(" ", "_")),
@@ -114,6 +117,8 @@ def run(mode: str, data_dir: Path | None, out_dir: Path, device: str, progress,
                    / runs[OURS]["padded_tokens_per_sample"])  # fmt: skip
         speedups, targets = {}, {}
         for precision, (base_label, ours_label) in PRECISIONS.items():
+            if base_label not in runs:
+                continue
             base, ours = runs[base_label], runs[ours_label]
             speedups[precision] = ours["samples_per_second"] / base["samples_per_second"]
             targets[f"speedup (b)/(a) over the ceiling, {precision}"] = target(
@@ -132,9 +137,25 @@ def run(mode: str, data_dir: Path | None, out_dir: Path, device: str, progress,
             "targets": targets,
         })
     plot = _plot(cases, out_dir / "training.png")
-    return {"device": device, "cases": cases, "plots": [plot.name],
-            "notes": ["throughput counts training steps only (no evaluation); every run starts "
-                      "from the same seed, so (a), (b), (c) share initial weights"]}  # fmt: skip
+    notes = ["throughput counts training steps only (no evaluation); every run starts from the "
+             "same seed, so (a), (b), (c) share initial weights"]
+    notes += [f"{label}: not run, {reason}" for label, reason in not_run.items()]
+    return {"device": device, "cases": cases, "plots": [plot.name], "not_run": not_run,
+            "notes": notes}
+
+
+def _runnable_configs(device: torch.device) -> tuple[dict, dict]:
+    """The configurations this device can train, and {label: why not} for the others (bfloat16
+    LSTMs need AVX-512-BF16 or AMX on the CPU)."""
+    configs, not_run = {}, {}
+    for label, options in CONFIGS.items():
+        try:
+            check_autocast(options.get("autocast"), device)
+        except UnsupportedAutocast as error:
+            not_run[label] = str(error)
+            continue
+        configs[label] = options
+    return configs, not_run
 
 
 def _plot(cases: list[dict], path: Path) -> Path:

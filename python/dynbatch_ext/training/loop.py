@@ -24,6 +24,7 @@ from .config import TrainConfig
 from .data import data_sha256, load_pairs
 from .memory_limit import calibrated_plan_cost
 from .metrics import MetricsLog, plot_run, read_log, run_pyplot
+from .precision import autocast_context, check_autocast
 from .text import EncodedPairs, PairBatch, Vocabulary
 
 
@@ -104,13 +105,6 @@ def _validation_batches(config: TrainConfig, pairs: EncodedPairs, world: _World,
     ).batches()  # fmt: skip
 
 
-def _precision(autocast: str | None, world: _World):
-    """torch.autocast in that dtype on the run's device, or nothing (float32)."""
-    if autocast is None:
-        return contextlib.nullcontext()
-    return torch.autocast(world.device.type, dtype=getattr(torch, autocast))
-
-
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, pairs: EncodedPairs, batches, world: _World,
              autocast: str | None = None) -> tuple[float, float]:  # fmt: skip
@@ -120,7 +114,7 @@ def evaluate(model: torch.nn.Module, pairs: EncodedPairs, batches, world: _World
     loss_sum = correct = count = 0.0
     for indices in batches:
         batch = pairs.collate(indices).to(world.device)
-        with _precision(autocast, world):
+        with autocast_context(autocast, world.device):
             logits = model(*batch.inputs()).float()
         loss_sum += F.cross_entropy(logits, batch.labels, reduction="sum").item()
         correct += (logits.argmax(1) == batch.labels).sum().item()
@@ -141,6 +135,7 @@ def train(config: TrainConfig, data: tuple[PairData, PairData] | None = None) ->
     `config.out_dir`. `data` = (train, valid) pairs overrides the config's files."""
     world, joined = _join_world(config.device)
     try:
+        check_autocast(config.autocast, world.device)
         result = _train(config, data, world)
         if joined:  # leave together: gloo aborts a rank that tears down while a peer still works
             dist.barrier()
@@ -354,7 +349,7 @@ def _train_step(net, model, optimizer, micro_batches: list[PairBatch], config, w
         # DDP all-reduces gradients on every backward; only the step's last one needs it.
         sync = contextlib.nullcontext() if last or world.size == 1 else net.no_sync()
         with sync:
-            with _precision(config.autocast, world):
+            with autocast_context(config.autocast, world.device):
                 logits = net(*batch.inputs())
                 loss = F.cross_entropy(logits, batch.labels)
             (loss * weight).backward()
