@@ -34,6 +34,8 @@ def test_a_tiny_study_trains_every_way_and_continues_where_it_stopped(tmp_path):
     assert pooled["cost_max_over_budget"] <= 1.0  # every micro-batch within the budget
     assert rows[("transformer", "hf", "random")]["padding_efficiency"] > rows[("transformer", "hf", "fixed")]["padding_efficiency"]
     assert (tmp_path / "study.png").stat().st_size > 10_000 and (tmp_path / "study.md").is_file()
+    # How the runs ran is the runs' own record, not the report's: one job, the cores' threads.
+    assert result["runs_at_once"] == [1] and len(result["threads_per_run"]) == 1
     stamp = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
     assert step_composition.main(arguments) == 0  # nothing left to run: nothing run again
     assert stamp == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}

@@ -437,7 +437,9 @@ def main(argv=None) -> int:
     options = (data_dir, threads, args.batch_rebalance_accumulation, args.size)
     with tqdm(total=len(todo), desc="study", unit="run", disable=None) as bar:
         for key, result in _results(todo, options, args.jobs):
-            file_of[key].write_text(json.dumps({"key": key, **result}))
+            # How it ran, with it: a study continued later may run with other settings.
+            file_of[key].write_text(json.dumps({"key": key, "threads": threads, "jobs": args.jobs,
+                                                **result}))  # fmt: skip
             bar.set_postfix_str(key)
             bar.update()
     runs = {}
@@ -445,8 +447,10 @@ def main(argv=None) -> int:
         result = json.loads(path.read_text())
         runs[result.pop("key")] = result
     rows = aggregate(runs)
-    summary = {"environment": environment.describe(), "size": args.size, "threads_per_run": threads,
-               "jobs": args.jobs,
+    ran_with = {name: sorted({r.pop(name, None) for r in runs.values()}, key=str)
+                for name in ("threads", "jobs")}  # fmt: skip
+    summary = {"environment": environment.describe(), "size": args.size,
+               "threads_per_run": ran_with["threads"], "runs_at_once": ran_with["jobs"],
                "rows": rows, "plots": [plot(runs, rows, args.out).name]}  # fmt: skip
     (args.out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
     table = markdown(rows)
