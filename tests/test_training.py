@@ -16,7 +16,7 @@ from dynbatch_ext.training import (
 )  # fmt: skip
 from dynbatch_ext.training.data import load_pairs
 from dynbatch_ext.training.metrics import read_log
-from dynbatch_ext.training.precision import check_autocast
+from dynbatch_ext.training.precision import autocast_problem
 
 TINY = dict(synthetic_size=240, embedding_dim=8, hidden_size=8, dropout=0.3, progress=False,
             budget=256.0, step_target=16.0)  # fmt: skip
@@ -272,14 +272,6 @@ def test_memory_limit_rejects_nonsense(text):
         parse_bytes(text)
 
 
-def _bfloat16_lstm_problem() -> str | None:
-    try:
-        check_autocast("bfloat16", torch.device("cpu"))
-    except UnsupportedAutocast as error:
-        return str(error)
-    return None
-
-
 def test_an_autocast_the_cpu_cannot_run_is_refused_before_training(tmp_path, monkeypatch):
     # What oneDNN says on a CPU without AVX-512-BF16 or AMX, made to happen on any CPU.
     def no_bfloat16_lstm(self, *args, **kwargs):
@@ -297,7 +289,7 @@ def test_an_autocast_the_cpu_cannot_run_is_refused_before_training(tmp_path, mon
 
 
 def test_training_under_bfloat16_autocast(tmp_path):
-    problem = _bfloat16_lstm_problem()
+    problem = autocast_problem("bfloat16", torch.device("cpu"))
     if problem is not None:  # this CPU has no bfloat16 LSTM: the run is refused, by name
         with pytest.raises(UnsupportedAutocast, match="AVX-512-BF16"):
             train(TrainConfig(out_dir=str(tmp_path), epochs=1, autocast="bfloat16", **TINY))

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from .. import corpora
-from ..training import TrainConfig, UnsupportedAutocast, synthetic_pairs, train
+from ..training import TrainConfig, synthetic_pairs, train
 from ..training.data import split, subset
-from ..training.precision import check_autocast
 from ..training.metrics import smooth
+from ..training.precision import autocast_problem
 from . import figures
 from .targets import target
 
@@ -147,14 +147,10 @@ def run(mode: str, data_dir: Path | None, out_dir: Path, device: str, progress,
 def _runnable_configs(device: torch.device) -> tuple[dict, dict]:
     """The configurations this device can train, and {label: why not} for the others (bfloat16
     LSTMs need AVX-512-BF16 or AMX on the CPU)."""
-    configs, not_run = {}, {}
-    for label, options in CONFIGS.items():
-        try:
-            check_autocast(options.get("autocast"), device)
-        except UnsupportedAutocast as error:
-            not_run[label] = str(error)
-            continue
-        configs[label] = options
+    problems = {label: autocast_problem(options.get("autocast"), device)
+                for label, options in CONFIGS.items()}  # fmt: skip
+    configs = {label: CONFIGS[label] for label, problem in problems.items() if problem is None}
+    not_run = {label: problem for label, problem in problems.items() if problem is not None}
     return configs, not_run
 
 

@@ -447,7 +447,7 @@ def main(argv=None) -> int:
         result = json.loads(path.read_text())
         runs[result.pop("key")] = result
     rows = aggregate(runs)
-    ran_with = {name: sorted({r.pop(name, None) for r in runs.values()}, key=str)
+    ran_with = {name: sorted({r.get(name) for r in runs.values()}, key=str)
                 for name in ("threads", "jobs")}  # fmt: skip
     summary = {"environment": environment.describe(), "size": args.size,
                "threads_per_run": ran_with["threads"], "runs_at_once": ran_with["jobs"],
