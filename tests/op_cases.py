@@ -1,10 +1,16 @@
-"""Shared inputs for the op tests: ragged batches with the edge cases the ops must get right."""
+"""Shared inputs for the op tests: ragged batches with the edge cases the ops must get right,
+and OP_CASES, the table of ops that the cross-cutting tests (opcheck, autograd to any order and in
+forward mode, autocast) run over: a new op gets them by adding its row."""
 from __future__ import annotations
+
+import dataclasses
+from typing import Callable
 
 import pytest
 import torch
 
 import dynbatch_ext
+from dynbatch_ext import reference
 
 HAS_CUDA = torch.cuda.is_available() and dynbatch_ext.with_cuda()
 # Every op test runs on each device; on CUDA the float64 cases run in float32 (CUDA kernels take
@@ -57,3 +63,52 @@ def random_lengths(batch, max_a, max_b, seed):
          int(torch.randint(0, max_b + 1, (), generator=generator)))
         for _ in range(batch)
     ]  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class OpCase:
+    """A fused op (`torch.ops.dynbatch_ext.<name>`), its pure PyTorch reference (same arguments),
+    and `sample(lengths, dim, dtype, requires_grad)`: the op's arguments for ragged `lengths`
+    ((len_a, len_b) pairs, of which a one-sided op takes the first)."""
+
+    name: str
+    reference: Callable
+    sample: Callable[..., tuple]
+
+    @property
+    def op(self):
+        return getattr(torch.ops.dynbatch_ext, self.name).default
+
+    def of_floats(self, args: tuple, fn: Callable | None = None):
+        """(f, floats): `fn` (default: the op) as a function of the floating arguments of `args`
+        alone, the others (lengths) fixed; for gradcheck and torch.func."""
+        fn = self.op if fn is None else fn
+        positions = [k for k, t in enumerate(args) if t.is_floating_point()]
+
+        def f(*floats):
+            full = list(args)
+            for k, t in zip(positions, floats):
+                full[k] = t
+            return fn(*full)
+
+        return f, tuple(args[k] for k in positions)
+
+    def samples(self) -> list[tuple]:
+        """Edge cases for opcheck: float64, float32 with gradients, length 1, all empty."""
+        return [self.sample(), self.sample(dtype=torch.float32, requires_grad=True),
+                self.sample([(1, 1)], dim=1), self.sample([(0, 0), (0, 0)], requires_grad=True)]  # fmt: skip
+
+
+def _pair_sample(lengths=EDGE_LENGTHS, dim=7, dtype=torch.float64, requires_grad=False):
+    return pair_batch(lengths, dim=dim, dtype=dtype, requires_grad=requires_grad)
+
+
+def _sequence_sample(lengths=EDGE_LENGTHS, dim=7, dtype=torch.float64, requires_grad=False):
+    x, _, len_x, _ = pair_batch(lengths, dim=dim, dtype=dtype, requires_grad=requires_grad)
+    return x, len_x
+
+
+OP_CASES = [
+    pytest.param(OpCase("soft_align", reference.soft_align, _pair_sample), id="soft_align"),
+    pytest.param(OpCase("masked_pool", reference.masked_pool, _sequence_sample), id="masked_pool"),
+]

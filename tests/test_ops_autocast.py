@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from op_cases import DEVICES, pair_batch, to_device
+from op_cases import DEVICES, OP_CASES, pair_batch, to_device
 
 from dynbatch_ext import ops
 from dynbatch_ext.nn import ESIM
@@ -39,11 +39,24 @@ def test_mixed_input_dtypes_are_cast_like_autocast_casts_them(device):
         ops.soft_align(a.double(), b, len_a, len_b)  # float64 is left alone, as autocast does
 
 
-def test_float64_is_left_alone():
-    a, b, len_a, len_b = pair_batch()
+@pytest.mark.parametrize("case", OP_CASES)
+def test_float64_is_left_alone(case):
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert ops.soft_align(a, b, len_a, len_b)[0].dtype == torch.float64
-        assert ops.masked_pool(a, len_a).dtype == torch.float64
+        outputs = case.op(*case.sample())
+    assert all(o.dtype == torch.float64 for o in (outputs if isinstance(outputs, tuple) else (outputs,)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", OP_CASES)
+def test_each_op_runs_in_the_autocast_dtype_and_matches_the_op_on_cast_inputs(case, device):
+    dtype = AUTOCAST_DTYPES[device]
+    args = to_device(device, *case.sample(dtype=torch.float32))
+    with torch.autocast(device, dtype=dtype):
+        outputs = case.op(*args)
+    expected = case.op(*(t.to(dtype) if t.is_floating_point() else t for t in args))
+    for got, want in zip(*(o if isinstance(o, tuple) else (o,) for o in (outputs, expected))):
+        assert got.dtype == dtype
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 def test_esim_trains_under_cpu_bfloat16_autocast():

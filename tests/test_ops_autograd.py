@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
-from op_cases import EDGE_LENGTHS, pair_batch, random_lengths
+from op_cases import EDGE_LENGTHS, OP_CASES, pair_batch, random_lengths
 from torch.autograd import gradcheck, gradgradcheck
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -29,20 +29,31 @@ def pooled_pair(align, pool):
 FUSED, REFERENCE = pooled_pair(ops.soft_align, ops.masked_pool), pooled_pair(reference.soft_align, reference.masked_pool)
 
 
-def test_gradgradcheck_soft_align():
-    a, b, len_a, len_b = pair_batch(dim=3, requires_grad=True)
-    assert gradgradcheck(lambda x, y: ops.soft_align(x, y, len_a, len_b), (a, b))
+@pytest.mark.parametrize("case", OP_CASES)
+def test_gradgradcheck(case):
+    assert gradgradcheck(*case.of_floats(case.sample(dim=3, requires_grad=True)))
 
 
-def test_gradgradcheck_masked_pool():
-    x, _, len_x, _ = pair_batch(dim=3, requires_grad=True)
-    assert gradgradcheck(lambda x: ops.masked_pool(x, len_x), (x,))
+@pytest.mark.parametrize("case", OP_CASES)
+def test_forward_mode_gradcheck(case):
+    assert gradcheck(*case.of_floats(case.sample(dim=3, requires_grad=True)), check_forward_ad=True)
 
 
-def test_forward_mode_gradcheck():
-    a, b, len_a, len_b = pair_batch(dim=3, requires_grad=True)
-    assert gradcheck(lambda x, y: ops.soft_align(x, y, len_a, len_b), (a, b), check_forward_ad=True)
-    assert gradcheck(lambda x: ops.masked_pool(x, len_a), (a,), check_forward_ad=True)
+@pytest.mark.parametrize("case", OP_CASES)
+def test_forward_ad_tangents_of_each_op_match_the_reference(case):
+    args = case.sample(random_lengths(7, 6, 5, seed=2), dim=4)
+    f, floats = case.of_floats(args)
+    tangents = tuple(torch.randn_like(t) for t in floats)
+    with fwAD.dual_level():
+        outputs = f(*(fwAD.make_dual(t, dt) for t, dt in zip(floats, tangents)))
+        got = [fwAD.unpack_dual(o) for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
+    _, want = torch.func.jvp(case.of_floats(args, case.reference)[0], floats, tangents)
+    plain = f(*floats)
+    for (primal, tangent), expected, own in zip(got, want if isinstance(want, tuple) else (want,),
+                                                plain if isinstance(plain, tuple) else (plain,)):
+        assert tangent is not None and tangent.abs().max() > 0
+        torch.testing.assert_close(tangent, expected, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(primal, own, rtol=0, atol=0)  # the fused op's own outputs
 
 
 def test_second_derivative_is_not_zero_and_matches_the_reference():
@@ -71,22 +82,6 @@ def test_third_derivative_matches_the_reference():
         (ggg,) = torch.autograd.grad(gg.pow(2).sum(), x)
         results.append(ggg)
     torch.testing.assert_close(results[0], results[1], rtol=1e-9, atol=1e-9)
-
-
-def test_forward_ad_tangents_match_the_reference():
-    a, b, len_a, len_b = pair_batch(random_lengths(7, 6, 5, seed=2), dim=4)
-    t_a, t_b = torch.randn_like(a), torch.randn_like(b)
-    with fwAD.dual_level():
-        fused = ops.soft_align(fwAD.make_dual(a, t_a), fwAD.make_dual(b, t_b), len_a, len_b)
-        pooled = ops.masked_pool(fwAD.make_dual(a, t_a), len_a)
-        got = [fwAD.unpack_dual(o) for o in (*fused, pooled)]
-    _, want = torch.func.jvp(lambda x, y: reference.soft_align(x, y, len_a, len_b), (a, b), (t_a, t_b))
-    _, want_pool = torch.func.jvp(lambda x: reference.masked_pool(x, len_a), (a,), (t_a,))
-    for (primal, tangent), expected in zip(got, (*want, want_pool)):
-        assert tangent is not None and tangent.abs().max() > 0
-        torch.testing.assert_close(tangent, expected, rtol=1e-12, atol=1e-12)
-    # The primal outputs are the fused op's own.
-    torch.testing.assert_close(got[0][0], ops.soft_align(a, b, len_a, len_b)[0], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("transform", ["grad", "jvp", "hessian", "jacrev", "vmap"])

@@ -74,12 +74,6 @@ def test_non_contiguous_input(device):
     torch.testing.assert_close(ops.masked_pool(strided, len_x), reference.masked_pool(x, len_x))
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_opcheck(device):
-    for sample in (sequences(), sequences(dtype=torch.float32, requires_grad=True), sequences((0,), dim=1)):
-        torch.library.opcheck(OP, to_device(device, *sample))
-
-
 @pytest.mark.parametrize(
     "change, error, message",
     [

@@ -178,18 +178,6 @@ def test_zero_sized_shapes(device, batch, max_a, max_b, dim):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_opcheck(device):
-    samples = [
-        pair_batch(),
-        pair_batch(dtype=torch.float32, requires_grad=True),
-        pair_batch([(1, 1)], dim=1),
-        pair_batch([(0, 0), (0, 0)], requires_grad=True),
-    ]
-    for sample in samples:
-        torch.library.opcheck(OP, to_device(device, *sample))
-
-
-@pytest.mark.parametrize("device", DEVICES)
 def test_torch_compile_fullgraph_forward_and_backward(device):
     a, b, len_a, len_b = to_device(device, *pair_batch(dtype=torch.float32, requires_grad=True))
 

@@ -6,7 +6,7 @@
 
 #include "kernels/cpu_types.h"
 #include "kernels/dtypes.h"
-#include "kernels/masked_pool.h"
+#include "kernels/masked_pool_cpu.h"
 #include "kernels/vector_math_cpu.h"
 
 namespace dynbatch {

@@ -3,7 +3,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include "kernels/masked_pool.h"
+#include "kernels/masked_pool_params.h"
 
 namespace dynbatch {
 

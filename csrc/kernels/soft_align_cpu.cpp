@@ -8,7 +8,7 @@
 
 #include "kernels/cpu_types.h"
 #include "kernels/dtypes.h"
-#include "kernels/soft_align.h"
+#include "kernels/soft_align_cpu.h"
 #include "kernels/vector_math_cpu.h"
 
 namespace dynbatch {

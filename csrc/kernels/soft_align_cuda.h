@@ -1,5 +1,5 @@
 // Launchers of the CUDA soft_align kernels (soft_align.cu). Torch-free: the op layer passes raw
-// pointers in the params structs of soft_align.h plus a float32 workspace, and checks the
+// pointers in the params structs of soft_align_params.h plus a float32 workspace, and checks the
 // returned cudaError_t. T: a type of DYNBATCH_CUDA_TYPES (dtypes.h); arithmetic is in float.
 #pragma once
 
@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "kernels/soft_align.h"
+#include "kernels/soft_align_params.h"
 
 namespace dynbatch {
 

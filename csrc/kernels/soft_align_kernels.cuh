@@ -20,7 +20,7 @@
 #pragma once
 
 #include "kernels/pair_block.cuh"
-#include "kernels/soft_align.h"
+#include "kernels/soft_align_params.h"
 
 namespace dynbatch {
 namespace cuda {

@@ -3,7 +3,6 @@
 #include <sstream>
 
 namespace dynbatch {
-namespace {
 
 void check_length_tensor(const at::Tensor& len, const char* name, int64_t batch,
                          const at::Tensor& like) {
@@ -16,14 +15,6 @@ void check_length_tensor(const at::Tensor& len, const char* name, int64_t batch,
                     " but the inputs are on ", like.device());
 }
 
-struct LengthBound {
-  const at::Tensor& len;
-  const char* name;
-  int64_t max_len;
-  const char* padded_name;
-};
-
-// Every length in [0, max_len], for all the tensors with one device-to-host transfer.
 void check_length_values(std::initializer_list<LengthBound> bounds) {
   std::vector<at::Tensor> extremes;
   for (const LengthBound& b : bounds) {
@@ -51,31 +42,6 @@ void check_3d(const at::Tensor& t, const char* name, const char* shape) {
                    " must be a floating-point tensor, got ", t.scalar_type());
 }
 
-}  // namespace
-
-void check_soft_align_inputs(const at::Tensor& a, const at::Tensor& b, const at::Tensor& len_a,
-                             const at::Tensor& len_b, LengthValues values) {
-  check_3d(a, "a", "(B, La, d)");
-  check_3d(b, "b", "(B, Lb, d)");
-  TORCH_CHECK_VALUE(a.device() == b.device(), "a is on ", a.device(), " but b is on ", b.device());
-  TORCH_CHECK_TYPE(a.scalar_type() == b.scalar_type(), "a and b must have the same dtype, got ",
-                   a.scalar_type(), " and ", b.scalar_type());
-  TORCH_CHECK_VALUE(a.size(0) == b.size(0), "a and b have different batch sizes (", a.size(0),
-                    " and ", b.size(0), ")");
-  TORCH_CHECK_VALUE(a.size(2) == b.size(2), "a and b have different feature sizes (", a.size(2),
-                    " and ", b.size(2), ")");
-  check_length_tensor(len_a, "len_a", a.size(0), a);
-  check_length_tensor(len_b, "len_b", b.size(0), b);
-  if (values == LengthValues::check)
-    check_length_values({{len_a, "len_a", a.size(1), "a"}, {len_b, "len_b", b.size(1), "b"}});
-}
-
-void check_masked_pool_inputs(const at::Tensor& x, const at::Tensor& len_x, LengthValues values) {
-  check_3d(x, "x", "(B, L, d)");
-  check_length_tensor(len_x, "len_x", x.size(0), x);
-  if (values == LengthValues::check) check_length_values({{len_x, "len_x", x.size(1), "x"}});
-}
-
 void check_gradient(const at::Tensor& grad, const at::Tensor& like, const char* grad_name,
                     const char* like_name) {
   TORCH_CHECK_VALUE(grad.sizes() == like.sizes(), grad_name, " must have the shape of ",
@@ -84,17 +50,6 @@ void check_gradient(const at::Tensor& grad, const at::Tensor& like, const char* 
                    like.scalar_type(), ", got ", grad.scalar_type());
   TORCH_CHECK_VALUE(grad.device() == like.device(), grad_name, " is on ", grad.device(),
                     " but ", like_name, " is on ", like.device());
-}
-
-void check_pool_gradient(const at::Tensor& grad_out, const at::Tensor& x) {
-  TORCH_CHECK_VALUE(grad_out.dim() == 2 && grad_out.size(0) == x.size(0) &&
-                        grad_out.size(1) == 2 * x.size(2),
-                    "grad_out must have shape (B, 2d) = (", x.size(0), ", ", 2 * x.size(2),
-                    "), got ", grad_out.sizes());
-  TORCH_CHECK_TYPE(grad_out.scalar_type() == x.scalar_type(), "grad_out must be ",
-                   x.scalar_type(), ", got ", grad_out.scalar_type());
-  TORCH_CHECK_VALUE(grad_out.device() == x.device(), "grad_out is on ", grad_out.device(),
-                    " but x is on ", x.device());
 }
 
 void unsupported_dtype(at::ScalarType dtype, const char* op, const char* backend,

@@ -1,9 +1,11 @@
-// Input checks shared by every backend: each failure names the argument and what is wrong
-// (ValueError for shapes and values, TypeError for dtypes), before a kernel sees a pointer.
+// The input checks every op's own checks (ops/<op>.cpp) are made of: each failure names the
+// argument and what is wrong (ValueError for shapes and values, TypeError for dtypes), before a
+// kernel sees a pointer.
 #pragma once
 
 #include <ATen/ATen.h>
 
+#include <initializer_list>
 #include <vector>
 
 namespace dynbatch {
@@ -15,21 +17,27 @@ namespace dynbatch {
 // call with bad lengths fails instead of reading out of bounds.
 enum class LengthValues { check, checked_by_forward };
 
-// a: (B, La, d), b: (B, Lb, d), same floating dtype and device; len_a, len_b: int64 (B,) with
-// values in [0, La] and [0, Lb] (both read back in one transfer).
-void check_soft_align_inputs(const at::Tensor& a, const at::Tensor& b, const at::Tensor& len_a,
-                             const at::Tensor& len_b, LengthValues values = LengthValues::check);
+// `t` is (B, L, d) (`shape` names it in the message) and floating.
+void check_3d(const at::Tensor& t, const char* name, const char* shape);
 
-// x: (B, L, d) floating; len_x: int64 (B,) with values in [0, L].
-void check_masked_pool_inputs(const at::Tensor& x, const at::Tensor& len_x,
-                              LengthValues values = LengthValues::check);
+// `len` is int64 (batch,), on `like`'s device.
+void check_length_tensor(const at::Tensor& len, const char* name, int64_t batch,
+                         const at::Tensor& like);
+
+// A length tensor and the padded dimension its values must fit in.
+struct LengthBound {
+  const at::Tensor& len;
+  const char* name;
+  int64_t max_len;
+  const char* padded_name;
+};
+
+// Every length in [0, max_len], for all the tensors with one device-to-host transfer.
+void check_length_values(std::initializer_list<LengthBound> bounds);
 
 // `grad` has the shape, dtype and device of `like`.
 void check_gradient(const at::Tensor& grad, const at::Tensor& like, const char* grad_name,
                     const char* like_name);
-
-// grad_out of masked_pool: (B, 2d) for x (B, L, d), x's dtype and device.
-void check_pool_gradient(const at::Tensor& grad_out, const at::Tensor& x);
 
 // TypeError "<op> on <backend> supports Float, Double; got Half" (raised by DYNBATCH_DISPATCH,
 // ops/dispatch.h, for a dtype outside the backend's list).

@@ -80,7 +80,7 @@ struct Pairs {
   Vec a, b, g_a, g_b;  // inputs and upstream gradients, already rounded to the storage type
 };
 
-// The reference of soft_align.h in float64: outputs a~, b~ and gradients of sum(a~ g_a + b~ g_b).
+// The reference of soft_align_params.h in float64: outputs a~, b~ and gradients of sum(a~ g_a + b~ g_b).
 void soft_align_reference(const Pairs& p, Vec& a_t, Vec& b_t, Vec& grad_a, Vec& grad_b) {
   const int64_t d = p.dim;
   a_t.assign(p.a.size(), 0.0), b_t.assign(p.b.size(), 0.0);

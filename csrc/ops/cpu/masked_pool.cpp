@@ -3,10 +3,9 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include "kernels/masked_pool.h"
-#include "ops/checks.h"
+#include "kernels/masked_pool_cpu.h"
 #include "ops/dispatch.h"
-#include "ops/params.h"
+#include "ops/masked_pool.h"
 
 namespace dynbatch {
 namespace {

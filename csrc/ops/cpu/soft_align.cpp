@@ -4,10 +4,9 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include "kernels/soft_align.h"
-#include "ops/checks.h"
+#include "kernels/soft_align_cpu.h"
 #include "ops/dispatch.h"
-#include "ops/params.h"
+#include "ops/soft_align.h"
 
 namespace dynbatch {
 namespace {

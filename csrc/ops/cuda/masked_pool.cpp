@@ -2,9 +2,8 @@
 #include <torch/library.h>
 
 #include "kernels/masked_pool_cuda.h"
-#include "ops/checks.h"
 #include "ops/cuda/dispatch.h"
-#include "ops/params.h"
+#include "ops/masked_pool.h"
 
 namespace dynbatch {
 namespace {

@@ -2,9 +2,8 @@
 #include <torch/library.h>
 
 #include "kernels/soft_align_cuda.h"
-#include "ops/checks.h"
 #include "ops/cuda/dispatch.h"
-#include "ops/params.h"
+#include "ops/soft_align.h"
 
 namespace dynbatch {
 namespace {

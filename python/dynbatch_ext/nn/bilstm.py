@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..ops.lstm import lstm_layer
+
 MODES = ("auto", "packed", "flipped", "padded")
 
 
@@ -29,22 +31,6 @@ def resolve_mode(mode: str, device: torch.device) -> str:
         raise ValueError("lstm='packed' cannot be exported: packing depends on the lengths' "
                          "values. lstm='flipped' computes the same and exports")  # fmt: skip
     return mode
-
-
-@torch.library.custom_op("dynbatch_ext::lstm", mutates_args=())
-def _lstm(x: Tensor, weights: list[Tensor], bidirectional: bool) -> Tensor:
-    """One LSTM layer over x (B, L, d_in), batch first, from zero states, without dropout: what
-    nn.LSTM computes. Exported programs call it as one op (dynbatch_ext::lstm), because torch's
-    own decomposition of aten.lstm unrolls the time steps and so fixes the length."""
-    hidden = weights[1].shape[1]
-    zeros = x.new_zeros(2 if bidirectional else 1, x.shape[0], hidden)
-    return torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, False, bidirectional, True)[0]
-
-
-@_lstm.register_fake
-def _(x, weights, bidirectional):
-    directions = 2 if bidirectional else 1
-    return x.new_empty(x.shape[0], x.shape[1], directions * weights[1].shape[1])
 
 
 def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
@@ -61,7 +47,7 @@ def _weights(lstm: nn.LSTM, suffixes) -> list[Tensor]:
 
 def _one_direction(lstm: nn.LSTM, x: Tensor, suffix: str) -> Tensor:
     if torch.compiler.is_exporting():
-        return _lstm(x, _weights(lstm, [suffix]), False)
+        return lstm_layer(x, _weights(lstm, [suffix]), False)
     zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
     # torch.lstm is what nn.LSTM calls: one layer, no dropout, unidirectional, batch first.
     return torch.lstm(x, (zeros, zeros), _weights(lstm, [suffix]), True, 1, 0.0, lstm.training,
@@ -70,7 +56,7 @@ def _one_direction(lstm: nn.LSTM, x: Tensor, suffix: str) -> Tensor:
 
 def _both_directions(lstm: nn.LSTM, x: Tensor) -> Tensor:
     if torch.compiler.is_exporting():
-        return _lstm(x, _weights(lstm, ["", "_reverse"]), True)
+        return lstm_layer(x, _weights(lstm, ["", "_reverse"]), True)
     return lstm(x)[0]  # nn.LSTM's own call keeps cuDNN's flattened weights
 
 

@@ -2,7 +2,7 @@
 semantics.
 
 Tests and benchmarks compare the C++/CUDA kernels against these, and autograd differentiates the
-backward formulas when a backward op is itself differentiated (registration.py). Masking is
+backward formulas when a backward op is itself differentiated (ops/registration.py). Masking is
 exact: padded positions take no part (padded rows are zeroed before they meet a valid one, so
 that NaN or inf in the padding changes nothing, as in the kernels, which never read them), padded
 scores are excluded from the max and the sum (filled with -inf, never multiplied by a mask, which

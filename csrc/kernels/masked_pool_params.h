@@ -1,6 +1,7 @@
 // ESIM pooling: [mean over valid positions; max over valid positions], zeros for length 0.
 // The max's gradient goes to the first arg-max; a NaN counts as the largest value (as torch.max).
-// Plain C++ (no torch), shared by the CPU kernels and the .cu kernels.
+// Plain C++ (no torch): the params structs every backend takes (the CPU kernels:
+// masked_pool_cpu.h; the CUDA launchers: masked_pool_cuda.h).
 #pragma once
 
 #include <cstdint>
@@ -27,14 +28,5 @@ struct MaskedPoolBackwardParams : MaskedPoolParams<scalar_t> {
   const scalar_t* grad_out = nullptr;  // (batch, 2 * dim)
   scalar_t* grad_x = nullptr;          // (batch, max_len, dim)
 };
-
-// CPU, for the types of DYNBATCH_CPU_TYPES (dtypes.h): sequences [begin, end) of the batch
-// (independent ranges, which the op layer runs in parallel).
-template <typename scalar_t>
-void masked_pool_forward_cpu(const MaskedPoolForwardParams<scalar_t>& params, int64_t begin,
-                             int64_t end);
-template <typename scalar_t>
-void masked_pool_backward_cpu(const MaskedPoolBackwardParams<scalar_t>& params, int64_t begin,
-                              int64_t end);
 
 }  // namespace dynbatch
