@@ -13,7 +13,7 @@
 #   probs      soft_align's attention probabilities recomputed in the backward (what the ops do)
 #              or saved by the forward: builds csrc/bench/soft_align_probs with nvcc,
 #              runs it under memcheck and racecheck on small batches, and times both choices at
-#              B = 512 (python -m dynbatch_ext.bench.probs_choice)
+#              B = 512 (python -m dynbatch_ext.bench.tools.probs_choice)
 # STEPS="build tests" runs some of them (default: all; every step but build needs a CUDA build
 # installed). STEP_TIMEOUT=SECONDS stops a step that runs longer (its log so far is kept and the
 # next step runs), so that one slow step cannot use up a call's time limit. Extra arguments go to the benchmark (e.g. --quick, or --sections ops to time only
@@ -74,9 +74,10 @@ if wanted sanitizer; then
   done
 fi
 if wanted bench; then
-  # Without arguments, every section that uses the GPU: the transformer section trains on the CPU
-  # and needs the hf extra's datasets, which GPU machines may lack.
-  [ $# -gt 0 ] || set -- --sections batching ops training calibration
+  # Without arguments, every section that measures on the GPU (the others measure the CPU; the
+  # transformer section also needs the hf extra's datasets, which GPU machines may lack).
+  [ $# -gt 0 ] || set -- --sections $("$PYTHON" -c 'from dynbatch_ext.bench.sections import SECTIONS
+print(*(name for name, section in SECTIONS.items() if section.measures_on_device))')
   step bench "$PYTHON" -m dynbatch_ext bench --device cuda --out "$RESULTS/bench" "$@"
 fi
 if wanted profile; then
@@ -84,12 +85,12 @@ if wanted profile; then
   step profile "${NCU:-ncu}" --clock-control none --profile-from-start off \
     -k "regex:soft_align|masked_pool" --section SpeedOfLight --section MemoryWorkloadAnalysis \
     --section Occupancy --section LaunchStats \
-    "$PYTHON" -m dynbatch_ext.bench.profile_step --batch 512
+    "$PYTHON" -m dynbatch_ext.bench.tools.profile_step --batch 512
   # A small batch of long pairs, which the kernels split over many blocks: the SMs they keep busy
   # (the SpeedOfLight and Occupancy sections) is the long-sequence grid's CUDA target.
   step profile-split "${NCU:-ncu}" --clock-control none --profile-from-start off \
     -k "regex:soft_align|masked_pool" --section SpeedOfLight --section Occupancy --section LaunchStats \
-    "$PYTHON" -m dynbatch_ext.bench.profile_step --batch 4 --length 512 --dim 256 --dtypes float32
+    "$PYTHON" -m dynbatch_ext.bench.tools.profile_step --batch 4 --length 512 --dim 256 --dtypes float32
 fi
 if wanted probs; then
   program=${TMPDIR:-/tmp}/dynbatch_soft_align_probs
@@ -107,7 +108,7 @@ if wanted probs; then
         step "probs-$tool-$case" "${SANITIZE[@]}" --tool "$tool" "$program" "${PROBS_CHECK_DIM:-600}" 1 <<<"${PROBS_CASES[$case]}"
       done
     done
-    step probs "$PYTHON" -m dynbatch_ext.bench.probs_choice --program "$program" --out "$RESULTS"
+    step probs "$PYTHON" -m dynbatch_ext.bench.tools.probs_choice --program "$program" --out "$RESULTS"
   fi
 fi
 exit $status

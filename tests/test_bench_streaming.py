@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dynbatch_ext.bench import streaming
+from dynbatch_ext.bench.sections import streaming
 from dynbatch_ext.cli import main
 
 

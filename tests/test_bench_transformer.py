@@ -10,8 +10,9 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("datasets")
 
-from dynbatch_ext.bench import reviews, transformer_training  # noqa: E402
-from dynbatch_ext.bench.seed_loader import seed_dynamic_batches  # noqa: E402
+from dynbatch_ext.bench import reviews  # noqa: E402
+from dynbatch_ext.bench.sections import transformer  # noqa: E402
+from dynbatch_ext.bench.seed_experiment_loader import seed_dynamic_batches  # noqa: E402
 from dynbatch_ext.cli import main  # noqa: E402
 
 
@@ -88,7 +89,7 @@ def test_the_section_runs_on_the_stand_in_and_reports_every_figure(tmp_path, cap
                  "--out", str(tmp_path / "out")]) == 0  # fmt: skip
     section = json.loads((tmp_path / "out" / "results.json").read_text())["transformer"]
     assert section["data"] == "synthetic long-tailed reviews"
-    assert set(section["runs"]) == set(transformer_training.RUNS)
+    assert set(section["runs"]) == set(transformer.RUNS)
     budget = section["budget"]
     for name, run in section["runs"].items():
         assert sum(run["samples_per_step_all"]) == section["train_reviews"] * section["epochs"]
@@ -96,11 +97,11 @@ def test_the_section_runs_on_the_stand_in_and_reports_every_figure(tmp_path, cap
         assert run["samples_per_second"] > 0 and 0 <= run["accuracy"] <= 1
         peak = run["peak_memory_bytes"]
         assert peak["max"] >= peak["median"] >= peak["min"] > 0
-    ours = section["runs"][transformer_training.OURS]
+    ours = section["runs"][transformer.OURS]
     assert ours["over_budget"] == 0 and ours["cost_max_over_budget"] <= 1
-    assert ours["samples_per_step"]["max"] <= 2 * transformer_training.SEED_BATCH
-    assert section["runs"][transformer_training.SEED]["cost_max_over_budget"] > 1
-    assert budget == transformer_training.budget_for(section["model"]["max_tokens"])
+    assert ours["samples_per_step"]["max"] <= 2 * transformer.SEED_BATCH
+    assert section["runs"][transformer.SEED]["cost_max_over_budget"] > 1
+    assert budget == transformer.budget_for(section["model"]["max_tokens"])
     assert set(section["targets"]) == {"samples/s (c)/(a)", "micro-batches of (c) over the budget"}
     assert (tmp_path / "out" / "transformer.png").stat().st_size > 10_000
     assert "Transformer training (the seed experiment)" in capsys.readouterr().out

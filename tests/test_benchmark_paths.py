@@ -5,7 +5,7 @@ import pytest
 import torch
 from op_cases import DEVICES, exact_dtype, pair_batch, random_lengths
 
-from dynbatch_ext.bench import op_speed
+from dynbatch_ext.bench.sections import ops as ops_section
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -13,7 +13,7 @@ from dynbatch_ext.bench import op_speed
 def test_every_path_gives_the_reference_loss_and_gradients(device, path):
     lengths = [(max(la, 1), max(lb, 1)) for la, lb in random_lengths(12, 9, 6, seed=4)]
     a, b, len_a, len_b = pair_batch(lengths, dim=16, scale=0.5, seed=1)
-    steps = op_speed.losses()
+    steps = ops_section.losses()
 
     def loss_and_grads(step, dtype, where):
         x = a.to(where, dtype).requires_grad_()

@@ -110,12 +110,40 @@ def test_sections_measures_only_those_asked_for(tmp_path, capsys):
     assert "invalid choice: 'speed'" in capsys.readouterr().err
 
 
+def test_a_registered_section_is_run_saved_and_shown_by_the_command(tmp_path, capsys, monkeypatch):
+    # A new section is its module and one registry line: the command names none by hand.
+    from dynbatch_ext.bench.context import Section
+    from dynbatch_ext.bench.sections import SECTIONS
+
+    seen = []
+
+    def run(context):
+        seen.append(context)
+        context.progress.update()
+        return {"answer": 42, "plots": []}
+
+    def check(context):
+        if context.mode != "tiny":
+            raise ValueError("echo: only tiny")
+
+    monkeypatch.setitem(SECTIONS, "echo", Section("echo", run, lambda r: f"echo says {r['answer']}", check))
+    assert main(["bench", "--tiny", "--sections", "echo", "--out", str(tmp_path)]) == 0
+    (context,) = seen
+    assert context.mode == "tiny" and context.out_dir == tmp_path and context.user_case is None
+    echo = json.loads((tmp_path / "results.json").read_text())["echo"]
+    assert echo["answer"] == 42 and echo["seconds"] > 0 and "load" in echo
+    assert "echo says 42" in capsys.readouterr().out
+    assert main(["bench", "--quick", "--sections", "echo", "--out", str(tmp_path / "q")]) == 2
+    assert "echo: only tiny" in capsys.readouterr().err and len(seen) == 1  # checked before running
+
+
 def test_an_ops_run_stopped_midway_keeps_the_batches_it_measured(tmp_path, monkeypatch):
     # A GPU session's time limit can stop the benchmark in its ops section; what it measured
     # before that must be in results.json, marked partial, and render as a table.
-    from dynbatch_ext.bench import markdown, op_speed
+    from dynbatch_ext.bench.sections import ops as ops_section
+    from dynbatch_ext.bench.tools import markdown
 
-    measure_batch, calls = op_speed.measure_batch, []
+    measure_batch, calls = ops_section.measure_batch, []
 
     def stops_at_the_second_batch(*args, **kwargs):
         calls.append(args[0])
@@ -123,7 +151,7 @@ def test_an_ops_run_stopped_midway_keeps_the_batches_it_measured(tmp_path, monke
             raise RuntimeError("stopped by the time limit")
         return measure_batch(*args, **kwargs)
 
-    monkeypatch.setattr(op_speed, "measure_batch", stops_at_the_second_batch)
+    monkeypatch.setattr(ops_section, "measure_batch", stops_at_the_second_batch)
     with pytest.raises(RuntimeError, match="time limit"):
         main(["bench", "--tiny", "--sections", "ops", "--out", str(tmp_path)])
     results = json.loads((tmp_path / "results.json").read_text())
@@ -210,7 +238,7 @@ def test_gpu_figures_record_device_driver_and_versions():
 
 
 def test_profile_step_runs_the_fused_step_and_rejects_bad_options(capsys):
-    from dynbatch_ext.bench import profile_step
+    from dynbatch_ext.bench.tools import profile_step
 
     profile_step.main(["--device", "cpu", "--batch", "4", "--dim", "8", "--dtypes", "float32"])
     assert "float32: one fused step, a (4, " in capsys.readouterr().out
@@ -222,7 +250,7 @@ def test_profile_step_runs_the_fused_step_and_rejects_bad_options(capsys):
 
 
 def test_the_training_profile_runs_and_prints_each_kind_of_op(capsys):
-    from dynbatch_ext.bench import training_profile
+    from dynbatch_ext.bench.tools import training_profile
 
     assert training_profile.main(["--steps", "2", "--dim", "8"]) == 0
     out = capsys.readouterr().out

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dynbatch_ext import corpora, plan_batches
-from dynbatch_ext.bench.calibrated_budgets import esim_probe, transformer_probe
+from dynbatch_ext.bench.sections.calibration import esim_probe, transformer_probe
 from dynbatch_ext.batching.calibration import calibrate, fit, probe_shapes
 from dynbatch_ext.batching.memory import peak_bytes
 

@@ -75,7 +75,7 @@ def test_sanitizer_checks_our_kernels_without_the_caching_allocator(tmp_path, pr
             assert f'"batch": {shape[0]}, "max_len_a": {shape[1]}, "max_len_b": {shape[2]}' in log, log
             assert '"same_bits": true' in log
     # Timing comes last, once the program is known to be clean.
-    assert calls[-1][:4] == [calls[-1][0], "-m", "dynbatch_ext.bench.probs_choice", "--program"]
+    assert calls[-1][:4] == [calls[-1][0], "-m", "dynbatch_ext.bench.tools.probs_choice", "--program"]
     with tarfile.open(tmp_path / "gpu.tgz") as archive:
         assert "./probs-racecheck-workspace.log" in archive.getnames()
 

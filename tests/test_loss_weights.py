@@ -1,6 +1,7 @@
 """micro_batch_weights: accumulated gradient == one-batch gradient, alone and across ranks."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 
 import pytest
@@ -10,6 +11,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from dynbatch_ext import micro_batch_weights
+from dynbatch_ext.batching.loss_weights import accumulate_step
 
 SIZES = [1, 3, 17, 64, 2]  # very different micro-batch sizes, as budgeted batches are
 
@@ -53,6 +55,31 @@ def test_weighted_accumulation_equals_one_batch_in_float64():
     exact = one_batch_gradient(model, x, y)
     got = accumulated_gradient(model, x, y, SIZES, micro_batch_weights)
     assert relative_error(got, exact) < 1e-10
+
+
+def test_accumulate_step_gives_the_one_batch_gradient_and_loss_syncing_once():
+    # The loop train-esim, BudgetTrainer and BudgetedSteps share.
+    model, x, y = make_problem()
+    exact = one_batch_gradient(model, x, y)
+    exact_loss = F.cross_entropy(model(x), y).item()
+    model.zero_grad()
+    parts = list(zip(x.split(SIZES), y.split(SIZES)))
+    events = []
+
+    @contextlib.contextmanager
+    def no_sync():
+        events.append("no_sync")
+        yield
+
+    def backward(loss):
+        events.append("backward")
+        loss.backward()
+
+    mean = accumulate_step(parts, SIZES, lambda part: F.cross_entropy(model(part[0]), part[1]),
+                           backward, no_sync)  # fmt: skip
+    assert relative_error(flat_grad(model), exact) < 1e-10
+    assert mean.item() == pytest.approx(exact_loss, rel=1e-12) and not mean.requires_grad
+    assert events == ["no_sync", "backward"] * (len(SIZES) - 1) + ["backward"]  # synced on the last
 
 
 def test_dividing_by_the_number_of_micro_batches_fails_the_same_test():

@@ -1,4 +1,4 @@
-"""The README's tables are rendered from a results file (python -m dynbatch_ext.bench.markdown)."""
+"""The README's tables are rendered from a results file (python -m dynbatch_ext.bench.tools.markdown)."""
 from __future__ import annotations
 
 import copy
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dynbatch_ext.bench import markdown
+from dynbatch_ext.bench.tools import markdown
 from dynbatch_ext.cli import main
 
 

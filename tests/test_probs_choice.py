@@ -1,5 +1,5 @@
 """The saved-or-recomputed probabilities measurement (csrc/bench/soft_align_probs.cu and
-python -m dynbatch_ext.bench.probs_choice), run end to end on the CPU emulator, so that the
+python -m dynbatch_ext.bench.tools.probs_choice), run end to end on the CPU emulator, so that the
 program a GPU session runs is known to work before it gets there. Its timings here mean nothing."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from dynbatch_ext.bench import probs_choice
+from dynbatch_ext.bench.tools import probs_choice
 
 
 def test_both_choices_give_the_same_bits_and_are_timed_in_both_dtypes(probs_program, tmp_path, capsys):

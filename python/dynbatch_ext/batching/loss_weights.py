@@ -1,5 +1,9 @@
-"""Exact loss weights for the micro-batches of one optimizer step: `micro_batch_weights`."""
+"""Exact loss weights for the micro-batches of one optimizer step: `micro_batch_weights`, and
+`accumulate_step`, the loop every trainer of the package runs over them."""
 from __future__ import annotations
+
+import contextlib
+from typing import Callable, ContextManager, Sequence
 
 import torch
 import torch.distributed as dist
@@ -40,3 +44,23 @@ def micro_batch_weights(counts, *, group=None, gradients_averaged: bool = True) 
     if not torch.isfinite(total):  # the weights would all come out 0
         raise ValueError(f"the step's counts sum to more than a float64 holds ({counts.tolist()})")
     return (counts * scale / total).tolist()
+
+
+def accumulate_step(micro_batches: Sequence, counts: Sequence[float],
+                    micro_batch_loss: Callable[[object], torch.Tensor],
+                    backward: Callable[[torch.Tensor], None],
+                    no_sync: Callable[[], ContextManager]) -> torch.Tensor:
+    """Accumulates one optimizer step's gradients: each micro-batch's mean loss
+    (`micro_batch_loss(batch)`, a mean over `counts[i]`) times its `micro_batch_weights` weight,
+    through `backward`; every backward but the last inside `no_sync()`, so that data-parallel
+    gradients are reduced once per step. Returns the step's mean loss over this rank's counts,
+    detached. The optimizer step is the caller's."""  # fmt: skip
+    weights = micro_batch_weights(counts)
+    last = len(micro_batches) - 1
+    total = 0.0
+    for k, (batch, weight, count) in enumerate(zip(micro_batches, weights, counts)):
+        with contextlib.nullcontext() if k == last else no_sync():
+            loss = micro_batch_loss(batch)
+            backward(loss * weight)
+        total = total + loss.detach() * count
+    return total / sum(counts)

@@ -2,24 +2,18 @@
 same run, with the machine and versions recorded beside every figure.
 
     command             the command line: options, the sections in order, results.json
-    tables              each section's results as a text table
-    batch_quality       "batching": planning speed and batch quality against fixed batches
-    op_speed            "ops": the fused ops against eager, compiled and SDPA PyTorch
-    esim_training       "training": ESIM trained on budgeted steps against the common baseline
-    transformer_training  "transformer": the seed experiment, a small BERT on long-tailed
-                        reviews through the HF Trainer (reviews, seed_loader: its data and loader)
-    calibrated_budgets  "calibration": peak memory per step at calibrated budgets
-    streaming           "streaming": batches of a stream against the in-memory plan
-    long_sequences      the ops section's grid of batch sizes under one quadratic budget
-    pair_paths          the ops section's step, computed each way
+    context             what a section is (Section) and is given (RunContext); --quick/--tiny
+    sections/           one module per section, registered in sections/__init__.py
+    tools/              commands beside it: markdown, probs_choice, profile_step, training_profile
     step_composition    `python -m dynbatch_ext.bench.step_composition`: the study of step
                         compositions over paired seeds (hours; not in the default run)
+    length_cases        the batching cases (Case) and the user's --data
+    long_sequences      the ops section's grid of batch sizes under one quadratic budget
+    pair_paths          the ops section's step, computed each way
+    reviews, seed_experiment_loader
+                        the transformer section's data, and the seed experiment's own loader
     figures             plots, with matplotlib (the plot extra)
-    environment, timing, targets: what every section records and how it times
-    markdown            `python -m dynbatch_ext.bench.markdown RESULTS.json`: README tables
-    probs_choice        times csrc/bench/soft_align_probs.cu (a GPU run's `probs` step)
-    profile_step        one ops step at a batch size, for Nsight Compute
-    training_profile    where an ESIM training step spends its time
+    environment, timing, targets: what every section records, how it times, how a target reads
 
-Each section module returns plain dicts; `command` prints them and writes results.json and plots.
+A section returns a plain dict; `command` prints its table and writes results.json and plots.
 """

@@ -6,10 +6,10 @@ output folder it names at the end.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
-import re
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +17,15 @@ import torch
 from tqdm import tqdm
 
 from .. import corpora, with_cuda
-from ..batching import plan_batches
-from ..training.text import check_labels
-from . import (batch_quality, calibrated_budgets, environment, esim_training, figures, op_speed,
-               streaming, transformer_training)
-from .tables import TABLES
-
-SECTIONS = ("batching", "streaming", "ops", "training", "transformer", "calibration")
+from . import environment, figures
+from .context import RunContext, add_mode_arguments
+from .length_cases import check_user_case
+from .sections import SECTIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_const", dest="mode", const="quick",
-                      help="a run of about 2 minutes on 2 cores (smaller data and models; 1M "
-                           "lengths for the planning speed)")
-    size.add_argument("--tiny", action="store_const", dest="mode", const="tiny",
-                      help="seconds; for smoke tests, figures not meaningful")
-    parser.set_defaults(mode="full")
+    add_mode_arguments(parser, quick="a run of about 2 minutes on 2 cores (smaller data and "
+                                     "models; 1M lengths for the planning speed)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench-results"),
                         help="output folder (default: bench-results)")
     parser.add_argument("--data", type=Path, default=None,
@@ -49,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default), a batch of their own, or left out (counted)")
     parser.add_argument("--device", default="cpu",
                         help="device of the ops benchmark: cpu (default) or cuda[:N]")
-    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+    parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS),
                         metavar="SECTION", help=f"which to measure: {', '.join(SECTIONS)} "
                                                 "(default: all)")  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=None,
@@ -93,57 +85,25 @@ def _timing_line(name: str, section: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     figures.pyplot()  # fails now, not after minutes of measuring, without matplotlib
-    if "transformer" in args.sections:
-        transformer_training.check_available()  # the hf extra, likewise
-    data_dir = args.data_dir if args.data_dir is not None else corpora.default_data_dir()
+    sections = [section for name, section in SECTIONS.items() if name in args.sections]  # in order
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise ValueError(f"--data-dir {args.data_dir}: no such folder")
     device = _check_device(args.device)
-    extra, extra_pairs = (), None
+    user_case = None
     if args.data is not None:
-        if not args.data.is_file():
-            raise ValueError(f"--data {args.data}: no such file")
-        case = batch_quality.user_case(args.data, args.budget, args.unit, args.oversize)
-        try:
-            with warnings.catch_warnings():  # the section reports left-out samples itself
-                warnings.simplefilter("ignore")
-                plan_batches(case.lengths, case.budget, cost=case.cost, oversize=case.oversize)
-        except ValueError as error:  # now, in one line, rather than after other sections
-            message = re.sub(r"oversize='(\w+)'", r"--oversize \1", str(error))
-            raise ValueError(f"--data {args.data}: {message.replace('raise the budget', 'raise --budget')}") from None
-        print(f"--data {args.data}: {len(case.lengths):,} samples, {case.note}", flush=True)
-        extra = (case,)
-        extra_pairs = args.data if case.lengths.ndim == 2 else None
-        if extra_pairs is not None:  # the training section trains on them: check the labels now
-            try:
-                check_labels(corpora.read_pairs_tsv(extra_pairs).labels)
-            except ValueError as error:
-                raise ValueError(f"--data {extra_pairs}: {error}") from None
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
+        user_case = check_user_case(args.data, args.budget, args.unit, args.oversize)
+        print(f"--data {args.data}: {len(user_case.lengths):,} samples, {user_case.note}", flush=True)
+    context = RunContext(mode=args.mode, out_dir=args.out, device=device, user_case=user_case,
+                         data_dir=args.data_dir or corpora.default_data_dir())  # fmt: skip
+    for section in sections:
+        section.check(context)
+    args.out.mkdir(parents=True, exist_ok=True)
     results = {"mode": args.mode, "environment": environment.describe(device)}
 
-    def save(**section: dict) -> None:  # sets a section's figures and rewrites results.json
-        results.update(section)
-        (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    def save(name: str, measured: dict) -> None:  # sets a section's figures, rewrites results.json
+        results[name] = measured
+        (args.out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
 
-    measure = {
-        "batching": lambda progress: batch_quality.run(
-            mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress, extra_cases=extra),
-        "streaming": lambda progress: streaming.run(
-            mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress),
-        "ops": lambda progress: op_speed.run(
-            mode=args.mode, data_dir=data_dir, out_dir=out, device=device, progress=progress,
-            checkpoint=lambda so_far: save(ops=so_far)),
-        "training": lambda progress: esim_training.run(
-            mode=args.mode, data_dir=data_dir, out_dir=out, device=device.split(":")[0],
-            progress=progress, extra_pairs=extra_pairs),
-        "transformer": lambda progress: transformer_training.run(
-            mode=args.mode, data_dir=data_dir, out_dir=out, progress=progress),
-        "calibration": lambda progress: calibrated_budgets.run(
-            mode=args.mode, out_dir=out, device=device, progress=progress),
-    }  # fmt: skip
-    sections = [name for name in SECTIONS if name in args.sections]  # in the usual order
     env = results["environment"]
     gpu = f" | {env['gpu']} (driver {env['driver']}, CUDA {env['cuda']})" if "gpu" in env else ""
     print(f"dynbatch_ext {env['dynbatch_ext']} | torch {env['torch']} | {env['cpu']} "
@@ -151,15 +111,17 @@ def run(args: argparse.Namespace) -> int:
     # disable=None: no bar where stderr is not a terminal (a log file), so that none
     # interleaves with the tables.
     with tqdm(unit="step", leave=False, disable=None) as progress:
-        for name in sections:
-            progress.set_description(name)
+        for section in sections:
+            progress.set_description(section.name)
             started, load = time.perf_counter(), environment.LoadMeter()
-            section = measure[name](progress)
-            section["seconds"] = time.perf_counter() - started  # the section's own run time
-            section["load"] = load.stop(section["seconds"])
+            measured = section.run(dataclasses.replace(
+                context, progress=progress, checkpoint=functools.partial(save, section.name)))
+            measured["seconds"] = time.perf_counter() - started  # the section's own run time
+            measured["load"] = load.stop(measured["seconds"])
             # Each section is saved and shown when done: a later one that fails loses nothing.
-            save(**{name: section})
-            progress.write(TABLES[name](section).rstrip("\n") + "\n" + _timing_line(name, section) + "\n")
-    plots = [p for name in sections for p in results[name]["plots"]]
-    print(f"results.json and plots ({', '.join(plots)}) are in {out.resolve()}/")
+            save(section.name, measured)
+            progress.write(section.table(measured).rstrip("\n") + "\n"
+                           + _timing_line(section.name, measured) + "\n")  # fmt: skip
+    plots = [p for section in sections for p in results[section.name]["plots"]]
+    print(f"results.json and plots ({', '.join(plots)}) are in {args.out.resolve()}/")
     return 0

@@ -12,7 +12,7 @@ it (so B = 1 has no padding at all). One step = soft_align + masked_pool of both
   compiled reference    torch.compile of the eager reference: one compiled function for the
                         whole grid, so it meets changing shapes as a compiled model meets
                         dynamic batches (torch's automatic dynamic shapes after the first)
-  SDPA pair             (CUDA only) two scaled_dot_product_attention calls, see op_speed
+  SDPA pair             (CUDA only) two scaled_dot_product_attention calls, see sections/ops.py
   torch.mm              one matrix product of the same multiply-adds as the valid work
 The fused path's throughput counts its valid work only: 20 * la * lb * d floating-point
 operations per pair (three matrix products forward, seven backward). "padded / valid" is the
@@ -31,7 +31,8 @@ from .. import ops, reference
 from . import figures
 from .environment import describe
 from .pair_paths import pair_loss, sdpa_align
-from .targets import target
+from .context import add_mode_arguments
+from .targets import target, verdict
 from .timing import compare
 
 FLOPS_PER_MULTIPLY_ADD_AND_PASS = 20  # 2 flops a multiply-add, 10 matrix products
@@ -217,20 +218,14 @@ def table(grid: dict) -> str:
                      f"{p['mm_gflops']:>12.1f}{p['fused_over_mm']:>10.2f}")  # fmt: skip
     lines.append("  (x) = how many times longer than fused")
     for name, t in grid["targets"].items():
-        verdict = "met" if t["met"] else "MISSED"
-        lines.append(f"  target fused {name} >= {t['value']}: worst {t['measured']:.2f} at {t['at']} ({verdict})")
+        lines.append(f"  target fused {name} >= {t['value']}: worst {t['measured']:.2f} at {t['at']} ({verdict(t)})")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m dynbatch_ext.bench.long_sequences",
                                      description=__doc__.split("\n\n")[0])  # fmt: skip
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_const", dest="mode", const="quick",
-                      help="two points")
-    size.add_argument("--tiny", action="store_const", dest="mode", const="tiny",
-                      help="seconds; figures not meaningful")
-    parser.set_defaults(mode="full")
+    add_mode_arguments(parser, quick="two points")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     parser.add_argument("--out", type=Path, default=None, help="folder for long_sequences.png")
     args = parser.parse_args(argv)

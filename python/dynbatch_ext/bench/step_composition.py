@@ -47,7 +47,7 @@ from tqdm import tqdm
 from .. import corpora, plan_steps
 from ..batching.steps import epoch_order
 from . import environment, figures, reviews
-from .transformer_training import LEARNING_RATE, SEED_BATCH, SIZES, _accuracy, budget_for
+from .sections.transformer import LEARNING_RATE, SEED_BATCH, SIZES, budget_for, held_out_accuracy
 
 HF_WAYS = ("fixed", "random", "pooled", "sorted", "group_by_length", "batch_rebalance")
 LOOP_WAYS = ("fixed", "random", "pooled", "sorted")
@@ -180,7 +180,7 @@ def _hf_run(way: str, regime: dict, seed: int, data_dir: str | None, batch_rebal
                                 data_collator=collate, callbacks=[Timer()], **extra)  # fmt: skip
         trainer.remove_callback(transformers.PrinterCallback)
         trainer.train()
-    return record.summary(_accuracy(trainer.model, valid_set, collate, budget), budget)
+    return record.summary(held_out_accuracy(trainer.model, valid_set, collate, budget), budget)
 
 
 def _linear_schedule(optimizer, total_steps: int):
@@ -222,7 +222,7 @@ def _loop_run(way: str, regime: dict, seed: int, data_dir: str | None, mode: str
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         record.end_step()
-    return record.summary(_accuracy(model, valid_set, collate, budget), budget)
+    return record.summary(held_out_accuracy(model, valid_set, collate, budget), budget)
 
 
 # --- ESIM on SNLI -----------------------------------------------------------------------------

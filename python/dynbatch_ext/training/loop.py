@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..batching import BucketBatchSampler, CostModel, micro_batch_weights
+from ..batching import BucketBatchSampler, CostModel
+from ..batching.loss_weights import accumulate_step
 from ..corpora import PairData
 from ..nn import ESIM
 from . import checkpoint
@@ -39,7 +40,7 @@ class TrainResult:
 
 
 @dataclasses.dataclass
-class _World:
+class World:
     rank: int = 0
     size: int = 1
     device: torch.device = torch.device("cpu")
@@ -49,7 +50,7 @@ class _World:
         return self.rank == 0
 
 
-def _join_world(device: str) -> tuple[_World, bool]:
+def _join_world(device: str) -> tuple[World, bool]:
     """Joins torch.distributed when launched by torchrun (WORLD_SIZE > 1)."""
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
@@ -57,7 +58,7 @@ def _join_world(device: str) -> tuple[_World, bool]:
         raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device")
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
-        return _World(device=torch.device(device)), False
+        return World(device=torch.device(device)), False
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "cuda":
         torch.cuda.set_device(local)
@@ -65,17 +66,17 @@ def _join_world(device: str) -> tuple[_World, bool]:
     if joined:
         dist.init_process_group("nccl" if device == "cuda" else "gloo")
     where = torch.device(f"cuda:{local}") if device == "cuda" else torch.device("cpu")
-    return _World(dist.get_rank(), dist.get_world_size(), where), joined
+    return World(dist.get_rank(), dist.get_world_size(), where), joined
 
 
-def _all_sum(values: list[float], world: _World) -> list[float]:
+def _all_sum(values: list[float], world: World) -> list[float]:
     totals = torch.tensor(values, dtype=torch.float64)
     if world.size > 1:
         dist.all_reduce(totals)
     return totals.tolist()
 
 
-def _make_sampler(config: TrainConfig, pairs: EncodedPairs, world: _World, cost, budget: float):
+def _make_sampler(config: TrainConfig, pairs: EncodedPairs, world: World, cost, budget: float):
     if config.batching == "fixed":
         if world.size > 1:
             raise ValueError("batching='fixed' is the single-process baseline; use 'budget' "
@@ -95,7 +96,7 @@ def _make_sampler(config: TrainConfig, pairs: EncodedPairs, world: _World, cost,
     )  # fmt: skip
 
 
-def _validation_batches(config: TrainConfig, pairs: EncodedPairs, world: _World, cost, budget):
+def _validation_batches(config: TrainConfig, pairs: EncodedPairs, world: World, cost, budget):
     if config.batching == "fixed":  # the baseline evaluates as it trains: fixed, padded batches
         return [list(range(i, min(i + config.batch_size, len(pairs))))
                 for i in range(0, len(pairs), config.batch_size)]  # fmt: skip
@@ -106,7 +107,7 @@ def _validation_batches(config: TrainConfig, pairs: EncodedPairs, world: _World,
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, pairs: EncodedPairs, batches, world: _World,
+def evaluate(model: torch.nn.Module, pairs: EncodedPairs, batches, world: World,
              autocast: str | None = None) -> tuple[float, float]:  # fmt: skip
     """(mean loss, accuracy) over the batches of every rank, under autocast as trained."""
     was_training = model.training
@@ -158,12 +159,12 @@ class _Progress:
         return self.samples_seen / self.train_seconds if self.train_seconds else 0.0
 
 
-class _Run:
+class TrainingRun:
     """One train-esim run: set up (or restored from the checkpoint) in __init__, then trained an
     epoch at a time. Every draw from torch's RNG happens in the same order whether the run is
     fresh or resumed, so that a resumed run ends with the same weights."""
 
-    def __init__(self, config: TrainConfig, data, world: _World):
+    def __init__(self, config: TrainConfig, data, world: World):
         self.config, self.world = config, world
         if config.plot and world.main:  # fail now, not after the training, without matplotlib
             run_pyplot()
@@ -254,6 +255,15 @@ class _Run:
                 **dataclasses.asdict(self.progress), calibration=self.calibration,
             ))  # fmt: skip
 
+    def steps(self):
+        """The steps of the sampler's current epoch (set by train_epoch; 0 when fresh), each a
+        list of micro-batches."""
+        return self.sampler.group_steps(self.loader)
+
+    def train_step(self, micro_batches: list[PairBatch]) -> tuple[float, float, float, float, float]:
+        """Trains one step; this rank's (loss sum, correct, samples, real tokens, padded tokens)."""
+        return _train_step(self.net, self.model, self.optimizer, micro_batches, self.config, self.world)
+
     def train_epoch(self, epoch: int) -> bool:
         """Trains what is left of `epoch`; False when max_steps stopped the run inside it."""
         config, world, progress = self.config, self.world, self.progress
@@ -267,9 +277,9 @@ class _Run:
         seen_ids = [i for batch in self.sampler.batches()[:consumed] for i in batch.tolist()
                     ] if config.log_sample_ids else []  # fmt: skip
         self.model.train()
-        for micro_batches in self.sampler.group_steps(self.loader):
+        for micro_batches in self.steps():
             started = time.perf_counter()
-            sums = _train_step(self.net, self.model, self.optimizer, micro_batches, config, world)
+            sums = self.train_step(micro_batches)
             progress.train_seconds += time.perf_counter() - started
             if config.log_sample_ids:
                 seen_ids.extend(i for mb in micro_batches for i in mb.ids.tolist())
@@ -325,8 +335,8 @@ class _Run:
                            valid_accuracy=valid_accuracy, history=history)  # fmt: skip
 
 
-def _train(config: TrainConfig, data, world: _World) -> TrainResult:
-    run = _Run(config, data, world)
+def _train(config: TrainConfig, data, world: World) -> TrainResult:
+    run = TrainingRun(config, data, world)
     valid_accuracy = None
     for epoch in range(run.sampler.epoch, config.epochs):
         if not run.train_epoch(epoch):
@@ -341,22 +351,24 @@ def _train_step(net, model, optimizer, micro_batches: list[PairBatch], config, w
     """Accumulates one step's micro-batches, each weighted by its share of the step's samples,
     then clips and steps. Returns this rank's (loss sum, correct, samples, real tokens, padded
     tokens)."""
-    weights = micro_batch_weights([len(mb) for mb in micro_batches])
-    loss_sum = correct = 0.0
-    for k, (batch, weight) in enumerate(zip(micro_batches, weights)):
+    counts = [len(mb) for mb in micro_batches]
+    correct = 0.0
+
+    def micro_batch_loss(batch: PairBatch) -> torch.Tensor:
+        nonlocal correct
         batch = batch.to(world.device)
-        last = k == len(micro_batches) - 1
-        # DDP all-reduces gradients on every backward; only the step's last one needs it.
-        sync = contextlib.nullcontext() if last or world.size == 1 else net.no_sync()
-        with sync:
-            with autocast_context(config.autocast, world.device):
-                logits = net(*batch.inputs())
-                loss = F.cross_entropy(logits, batch.labels)
-            (loss * weight).backward()
-        loss_sum += loss.item() * len(batch)
+        with autocast_context(config.autocast, world.device):
+            logits = net(*batch.inputs())
+            loss = F.cross_entropy(logits, batch.labels)
         correct += (logits.argmax(1) == batch.labels).sum().item()
+        return loss
+
+    # DDP all-reduces gradients on every backward; only the step's last one needs it.
+    no_sync = net.no_sync if world.size > 1 else contextlib.nullcontext
+    mean = accumulate_step(micro_batches, counts, micro_batch_loss, torch.Tensor.backward, no_sync)
+    loss_sum = mean.item() * sum(counts)
     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     real, padded = np.sum([mb.token_counts() for mb in micro_batches], axis=0)
-    return loss_sum, correct, float(sum(len(mb) for mb in micro_batches)), float(real), float(padded)
+    return loss_sum, correct, float(sum(counts)), float(real), float(padded)

@@ -24,13 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import corpora
-from ..training import TrainConfig, synthetic_pairs, train
-from ..training.data import split, subset
-from ..training.metrics import smooth
-from ..training.precision import autocast_problem
-from . import figures
-from .targets import target
+from ... import corpora
+from ...training import TrainConfig, synthetic_pairs, train
+from ...training.data import split, subset
+from ...training.metrics import smooth
+from ...training.precision import autocast_problem
+from .. import figures
+from ..context import RunContext, Section
+from ..targets import target, target_line
+
 
 BASELINE_OPTIONS = dict(batching="fixed", batch_size=32, fused=False, lstm="padded")
 OURS_OPTIONS = dict(batching="budget", step_target=32.0)
@@ -56,14 +58,14 @@ CEILING_SHARE_TARGET = 0.9  # (b)/(a) in samples/s, over the ceiling from paddin
 ACCURACY_TOLERANCE = 0.01  # (b) no more than one point below (a)
 
 
-def _data_sets(mode: str, data_dir: Path | None, extra_pairs: Path | None, seed: int):
+def _data_sets(mode: str, data_dir: Path | None, user_pairs: Path | None, seed: int):
     limit = SIZES[mode]["pairs"]
     sets = [("synthetic pairs", synthetic_pairs(limit or SYNTHETIC_PAIRS, seed=seed))]
     snli = data_dir / corpora.SNLI_DEV if data_dir else None
     if snli is not None and snli.is_file():
         sets.append(("SNLI dev", corpora.read_pairs_tsv(snli)))
-    if extra_pairs is not None:
-        sets.append((f"your data ({extra_pairs.name})", corpora.read_pairs_tsv(extra_pairs)))
+    if user_pairs is not None:
+        sets.append((f"your data ({user_pairs.name})", corpora.read_pairs_tsv(user_pairs)))
     for name, data in sets:
         if limit is not None and len(data) > limit:
             data = subset(data, np.random.default_rng(seed).permutation(len(data))[:limit])
@@ -92,12 +94,16 @@ def _summary(result, name: str) -> dict:
     }
 
 
-def run(mode: str, data_dir: Path | None, out_dir: Path, device: str, progress,
-        extra_pairs: Path | None = None, seed: int = 0) -> dict:  # fmt: skip
-    size = SIZES[mode]
+def run(context: RunContext, seed: int = 0) -> dict:
+    """Every configuration this device can train on the synthetic pairs, SNLI dev (where present)
+    and the user's pairs (where --data holds pairs), on the context's device type."""
+    size, progress, out_dir = SIZES[context.mode], context.progress, context.out_dir
+    device = torch.device(context.device).type  # train() places a run by type
+    user = context.user_case
+    user_pairs = user.source if user is not None and user.is_pairs else None
     cases = []
     configs, not_run = _runnable_configs(torch.device(device))
-    data_sets = list(_data_sets(mode, data_dir, extra_pairs, seed))
+    data_sets = list(_data_sets(context.mode, context.data_dir, user_pairs, seed))
     progress.reset(total=len(data_sets) * len(configs))
     for name, (train_pairs, valid_pairs) in data_sets:
         runs = {}
@@ -182,3 +188,31 @@ def _plot(cases: list[dict], path: Path) -> Path:
         ax_loss.grid(alpha=0.3)
         ax_loss.legend(fontsize=8)
     return figures.save(fig, path)
+
+
+def table(section: dict) -> str:
+    """The section's results as a text table, printed when it ends."""
+    lines = ["ESIM training: samples/s of training steps, validation accuracy after the same epochs"]
+    for case in section["cases"]:
+        lines += [
+            f"{case['case']}: {case['train_pairs']:,} training / {case['valid_pairs']:,} validation "
+            f"pairs, d={case['dims']}, {case['epochs']} epoch(s), {section['device']}",
+            f"  {'configuration':<42}{'samples/s':>10}{'accuracy':>10}{'steps':>7}"
+            f"{'samples/step min-med-max':>27}{'loss noise':>12}{'real/padded':>13}",
+        ]
+        for name, r in case["runs"].items():
+            per = r["samples_per_step"]
+            spread = f"{per['min']}-{per['median']:.0f}-{per['max']}"
+            lines.append(f"  {name:<42}{r['samples_per_second']:>10.0f}{r['valid_accuracy']:>10.3f}"
+                         f"{r['steps']:>7}{spread:>27}{r['loss_noise']:>12.3f}"
+                         f"{r['padding_efficiency']:>13.2f}")  # fmt: skip
+        lines += [target_line(name, t, 2) for name, t in case["targets"].items()]
+        # Where time follows padded tokens, removing padding gives this much and no more.
+        lines.append(f"  ceiling from padding alone: {case['padded_tokens_a_over_b']:.2f}x "
+                     "((a)'s padded tokens per sample over (b)'s)")  # fmt: skip
+        lines.append("")
+    lines += [f"note: {n}" for n in section["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+SECTION = Section("training", run, table, measures_on_device=True)

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import corpora
-from ..batching import calibrate, plan_batches
-from ..batching.memory import peak_bytes
-from ..nn import ESIM
-from . import figures
-from .targets import target
+from ... import corpora
+from ...batching import calibrate, plan_batches
+from ...batching.memory import peak_bytes
+from ...nn import ESIM
+from .. import figures
+from ..context import RunContext, Section
+from ..targets import target, target_line
 
 SIZES = {"tiny": dict(samples=200, width=16), "quick": dict(samples=600, width=32),
          "full": dict(samples=2000, width=64)}  # fmt: skip
@@ -107,10 +108,10 @@ def _case(name, probe, lengths, limit, device, progress) -> dict:
     }  # fmt: skip
 
 
-def run(*, mode: str, out_dir: Path, device: str = "cpu", progress) -> dict:
-    size = SIZES[mode]
+def run(context: RunContext) -> dict:
+    size, progress = SIZES[context.mode], context.progress
     n, width = size["samples"], size["width"]
-    device = torch.device(device)
+    device = torch.device(context.device)
     texts = corpora.synthetic_lengths(n, seed=3, low=4, high=256)
     pairs = corpora.synthetic_pair_lengths(n, seed=3)
     # Limits a few times a median fixed batch's need, so that budgets hold several samples.
@@ -121,7 +122,7 @@ def run(*, mode: str, out_dir: Path, device: str = "cpu", progress) -> dict:
     progress.reset(total=2 * len(cases))
     results = [_case(name, probe, lengths, float(limit), device, progress)
                for name, probe, lengths, limit in cases]  # fmt: skip
-    plot_path = out_dir / "calibration.png"
+    plot_path = context.out_dir / "calibration.png"
     _plot(results, plot_path)
     return {"device": str(device), "cases": results, "plots": [plot_path.name]}
 
@@ -140,3 +141,27 @@ def _plot(cases: list[dict], path: Path) -> None:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     figures.save(fig, path)
+
+
+def table(section: dict) -> str:
+    """The section's results as a text table, printed when it ends."""
+    lines = ["Calibrated budgets: peak memory of every step of one epoch, as a fraction of the limit "
+             f"({section['device']})"]  # fmt: skip
+    for case in section["cases"]:
+        fit = case["fit"]
+        lines += [
+            f"{case['case']}: {case['num_samples']:,} samples, limit "
+            f"{case['memory_limit'] / 2**20:.0f} MiB; the fit misses the budget's own batches by "
+            f"{fit['verification_error']:.1%} of the limit (its small probes by up to "
+            f"{fit['max_relative_error']:.0%} of their peaks)",
+            f"  {'strategy':<22}{'steps':>7}{'max':>8}{'median':>8}{'min':>8}{'max/min':>9}{'over limit':>12}",
+        ]
+        for name, r in case["strategies"].items():
+            lines.append(f"  {name:<22}{r['steps']:>7}{r['max']:>8.2f}{r['median']:>8.2f}"
+                         f"{r['min']:>8.2f}{r['max'] / r['min']:>9.1f}{r['over_limit']:>12}")  # fmt: skip
+        lines += [target_line(name, t, 2) for name, t in case["targets"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+SECTION = Section("calibration", run, table, measures_on_device=True)

@@ -21,13 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import corpora, ops
-from ..batching.memory import peak_bytes
-from ..ops import reference
-from . import figures, long_sequences
-from .pair_paths import pair_loss, sdpa_align
-from .targets import target
-from .timing import compare
+from ... import corpora, ops
+from ...batching.memory import peak_bytes
+from ...ops import reference
+from .. import figures, long_sequences
+from ..pair_paths import pair_loss, sdpa_align
+from ..context import RunContext, Section
+from ..targets import target, target_line
+from ..timing import compare
+
 
 PATHS = ("fused", "eager reference", "compiled reference", "SDPA pair")
 
@@ -182,18 +184,16 @@ def _targets(results: list[dict], device: str) -> dict:
     return targets
 
 
-def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu", progress=None,
-        checkpoint=None) -> dict:
-    """The ops section of the benchmark. `mode`: "tiny", "quick" or "full". One section per
-    dtype: float32 on the CPU; float32 and bfloat16 on CUDA. `checkpoint`, if given, is called
-    with the figures so far (marked "partial") after every batch, so that a run stopped midway
-    (a GPU session's time limit) keeps what it measured."""
+def run(context: RunContext) -> dict:
+    """One part per dtype: float32 on the CPU; float32 and bfloat16 on CUDA. The context's
+    checkpoint is given the figures so far (marked "partial") after every batch, so that a run
+    stopped midway (a GPU session's time limit) keeps what it measured."""
+    mode, device, progress, out_dir = context.mode, context.device, context.progress, context.out_dir
     on_cuda = device.startswith("cuda")
     batches, dim, repeats = (CUDA_SIZES if on_cuda else CPU_SIZES)[mode]
     dtypes = (torch.float32, torch.bfloat16) if on_cuda else (torch.float32,)
     bandwidth = copy_bandwidth(device) if on_cuda else None
-    if progress is not None:
-        progress.reset(total=len(batches) * len(dtypes) + long_sequences.points_in(mode))
+    progress.reset(total=len(batches) * len(dtypes) + long_sequences.points_in(mode))
     sections, plots = [], []
     figures = {"device": device, "dim": dim, "copy_bandwidth_bytes_per_second": bandwidth,
                "sections": sections, "plots": plots}  # fmt: skip
@@ -203,18 +203,15 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu",
         section = {"dtype": str(dtype), "batches": results, "targets": {}}
         sections.append(section)
         for batch in batches:
-            if progress is not None:
-                progress.set_description(f"ops: {name}, B={batch}")
-            result = measure_batch(batch, dim, dtype, device, data_dir, repeats)
+            progress.set_description(f"ops: {name}, B={batch}")
+            result = measure_batch(batch, dim, dtype, device, context.data_dir, repeats)
             if bandwidth is not None:
                 result["floor_seconds"] = result["traffic_bytes"] / bandwidth
                 result["fused_over_floor"] = result["paths"]["fused"]["seconds"] / result["floor_seconds"]
             results.append(result)
             section["targets"] = _targets(results, device)
-            if checkpoint is not None:
-                checkpoint({**figures, "partial": True})
-            if progress is not None:
-                progress.update()
+            context.checkpoint({**figures, "partial": True})
+            progress.update()
         plot_path = out_dir / ("ops.png" if dtype == torch.float32 else f"ops-{name}.png")
         plot(results, plot_path, f"soft_align + masked_pool, d={dim}, {device}, {name}")
         plots.append(plot_path.name)
@@ -222,3 +219,38 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, device: str = "cpu",
                                                    progress=progress)
     plots += figures["long_sequences"]["plots"]
     return figures
+
+
+def table(ops: dict) -> str:
+    """The section's results as a text table, printed when it ends."""
+    lines = []
+    if ops["copy_bandwidth_bytes_per_second"]:
+        lines.append(f"Device copy bandwidth: {ops['copy_bandwidth_bytes_per_second'] / 1e12:.2f} TB/s "
+                     "(read + write); floor = every op's inputs read once, outputs written once")  # fmt: skip
+    for section in ops["sections"]:
+        first = section["batches"][0]
+        lines += [
+            f"Ops: soft_align + masked_pool, forward + backward, d={ops['dim']}, "
+            f"{section['dtype'].split('.')[-1]}, {ops['device']} (lengths from {first['lengths_from']})",
+            f"  {'B':>5} {'padded La x Lb':>15}" + "".join(f"{name:>20}" for name in first["paths"])
+            + (f"{'x floor':>10}" if "fused_over_floor" in first else ""),
+        ]
+        for r in section["batches"]:
+            shape = f"{r['padded_shape_a'][1]} x {r['padded_shape_b'][1]}"
+            cells = []
+            for name, path in r["paths"].items():
+                ratio = "" if name == "fused" else f" ({r['speedup_of_fused'][name]:.1f}x)"
+                cells.append(f"{path['seconds'] * 1e3:.2f} ms{ratio}")
+            floor = f"{r['fused_over_floor']:>10.1f}" if "fused_over_floor" in r else ""
+            lines.append(f"  {r['batch']:>5} {shape:>15}" + "".join(f"{c:>20}" for c in cells) + floor)
+            peaks = "".join(f"{path['peak_bytes'] / 2**20:>16.1f} MiB" for path in r["paths"].values())
+            lines.append(f"  {'':>5} {'peak memory':>15}{peaks}")
+        lines.append("  (x) = how many times longer than fused")
+        lines += [target_line(f"fused {name}", t, 2, "x") for name, t in section["targets"].items()]
+        lines.append("")
+    if "long_sequences" in ops:
+        lines.append(long_sequences.table(ops["long_sequences"]))
+    return "\n".join(lines)
+
+
+SECTION = Section("ops", run, table, measures_on_device=True)

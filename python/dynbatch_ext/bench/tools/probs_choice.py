@@ -10,7 +10,7 @@ builds the program and runs this:
 
     nvcc -O3 -std=c++17 -arch=native -I csrc -o soft_align_probs \\
         csrc/bench/soft_align_probs.cu csrc/kernels/soft_align.cu
-    python -m dynbatch_ext.bench.probs_choice --program ./soft_align_probs --out results/
+    python -m dynbatch_ext.bench.tools.probs_choice --program ./soft_align_probs --out results/
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from .. import corpora
+from ... import corpora
 
-from .environment import describe
-from .op_speed import pair_lengths
+from ..environment import describe
+from ..sections.ops import pair_lengths
 
 
 def run_program(program: Path, lengths, dim: int, repeats: int, timeout: float = 900) -> dict:
@@ -70,7 +70,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m dynbatch_ext.bench.probs_choice",
+    parser = argparse.ArgumentParser(prog="python -m dynbatch_ext.bench.tools.probs_choice",
                                      description=__doc__.split("\n\n")[0])  # fmt: skip
     parser.add_argument("--program", type=Path, required=True,
                         help="the built csrc/bench/soft_align_probs")  # fmt: skip

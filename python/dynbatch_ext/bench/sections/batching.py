@@ -10,31 +10,22 @@ Two measurements:
 """
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .. import corpora
-from ..batching import padding_stats, plan_batches
-from . import figures
-from .targets import target
-from .timing import compare_runs
+from ... import corpora
+from ...batching import padding_stats, plan_batches
+from .. import figures
+from ..context import RunContext, Section
+from ..length_cases import Case
+from ..targets import target, target_line, verdict
+from ..timing import compare_runs
+
 
 FIXED_BATCH = 32
 POOL_BATCHES = 100
-
-
-@dataclasses.dataclass
-class Case:
-    name: str
-    lengths: np.ndarray
-    budget: float
-    cost: str = "quadratic"
-    oversize: str = "error"
-    targets: dict = dataclasses.field(default_factory=dict)  # metric -> (op, value)
-    note: str = ""
 
 
 def planning_speed(num_lengths: int, repeats: int, budget: float = 16 * 256**2) -> dict:
@@ -63,43 +54,6 @@ def planning_speed(num_lengths: int, repeats: int, budget: float = 16 * 256**2) 
         "target": target(float(plan / argsort), "<=", 1.0),
     }
 
-
-# Characters per whitespace token above which a text reads as unsegmented (Chinese, Japanese,
-# Thai: a whole review is one "word"); English runs at about 5-6.
-UNSEGMENTED_CHARS_PER_TOKEN = 15
-
-
-def text_unit(texts: list[str], unit: str) -> tuple[str, str]:
-    """The unit single texts are measured in, and why: `unit` as asked, or for "auto" whitespace
-    tokens, unless the texts hold so few spaces that tokens would be whole sentences."""
-    if unit != "auto":
-        return unit, f"--unit {unit}"
-    chars = sum(len(t) for t in texts)
-    tokens = sum(len(t.split()) for t in texts)
-    per_token = chars / max(tokens, 1)
-    if per_token > UNSEGMENTED_CHARS_PER_TOKEN:
-        return "chars", (f"characters: the texts have {per_token:.0f} characters per whitespace token, "
-                         "so they are not split by spaces (pass --unit tokens to force tokens)")  # fmt: skip
-    return "tokens", f"whitespace tokens ({per_token:.1f} characters per token; --unit chars for characters)"
-
-
-def user_case(path: Path, budget: float | None, unit: str, oversize: str = "error") -> Case:
-    """A case from the user's own file: an SNLI-format TSV (pairs), else a CSV/TSV whose last
-    column is the text (single texts, lengths in whitespace tokens or characters: `unit`
-    "tokens", "chars" or "auto")."""
-    if corpora.is_pairs_tsv(path):
-        lengths, default_budget = corpora.read_pairs_tsv(path).token_lengths(), 8192
-        note = "pairs: whitespace tokens of premise and hypothesis"
-    else:
-        texts = corpora.read_texts(path)
-        unit, note = text_unit(texts, unit)
-        if unit == "chars":
-            lengths = corpora.character_lengths(texts)
-        else:
-            lengths = np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts))
-        default_budget = 16 * 256**2
-    return Case(f"your data ({path.name})", lengths, default_budget if budget is None else budget,
-                oversize=oversize, note=f"lengths in {note}")  # fmt: skip
 
 
 def default_cases(size: int, data_dir: Path | None) -> tuple[list[Case], list[str]]:
@@ -219,32 +173,69 @@ def plot(cases: list[dict], per_batch: list[dict], path: Path) -> None:
     figures.save(figure, path)
 
 
-def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress=None,
-        extra_cases: tuple[Case, ...] = ()) -> dict:
-    """The batching section of the benchmark. `mode`: "tiny", "quick" or "full"."""
+def run(context: RunContext) -> dict:
+    """Planning speed, then batch quality on the user's case (if any) and the built-in ones."""
     planning_lengths, repeats, case_size = {
         "tiny": (20_000, 1, 2_000),
         "quick": (1_000_000, 3, 50_000),
         "full": (10_000_000, 5, 200_000),
-    }[mode]
-    cases, notes = default_cases(case_size, data_dir)
-    cases = list(extra_cases) + cases
-    steps = 1 + len(cases)
-    if progress is not None:
-        progress.reset(total=steps)
-        progress.set_description("batching: planning speed")
+    }[context.mode]
+    cases, notes = default_cases(case_size, context.data_dir)
+    if context.user_case is not None:
+        cases.insert(0, context.user_case)
+    progress = context.progress
+    progress.reset(total=1 + len(cases))
+    progress.set_description("batching: planning speed")
     planning = planning_speed(planning_lengths, repeats)
-    if progress is not None:
-        progress.update()
+    progress.update()
     results, per_batch = [], []
     for case in cases:
-        if progress is not None:
-            progress.set_description(f"batching: {case.name}")
+        progress.set_description(f"batching: {case.name}")
         result, batches = batch_quality(case)
         results.append(result)
         per_batch.append(batches)
-        if progress is not None:
-            progress.update()
-    plot_path = out_dir / "batching.png"
+        progress.update()
+    plot_path = context.out_dir / "batching.png"
     plot(results, per_batch, plot_path)
     return {"planning": planning, "cases": results, "notes": notes, "plots": [plot_path.name]}
+
+
+def table(batching: dict) -> str:
+    """The section's results as a text table, printed when it ends."""
+    planning = batching["planning"]
+    spread = planning["ratio_per_repeat"]
+    noise = (" (the repeats straddle 1.00: within this machine's run-to-run noise)"
+             if spread["min"] <= 1.0 <= spread["max"] else "")  # fmt: skip
+    lines = [
+        f"Planning {planning['num_lengths']:,} lengths (quadratic cost, shuffled): "
+        f"plan_batches {planning['plan_seconds']:.3f} s vs numpy stable argsort "
+        f"{planning['argsort_seconds']:.3f} s -> {planning['plan_over_argsort']:.2f}x the sort, median of "
+        f"{planning['repeats']} alternating repeats (each repeat {spread['min']:.2f}-{spread['max']:.2f}x) "
+        f"(target <= 1.00: {verdict(planning['target'])}){noise}",
+        "",
+        "  efficiency: real / padded tokens; batches: how many; cost max/med and max/min: the",
+        "  costliest batch over the median one and over the cheapest (1 = every batch costs the same);",
+        "  over budget: batches costing more than the budget.",
+        "",
+    ]
+    header = f"  {'strategy':<28}{'efficiency':>11}{'batches':>9}{'cost max/med':>14}{'max/min':>9}{'over budget':>13}"
+    for case in batching["cases"]:
+        title = f"{case['case']}: {case['num_samples']:,} samples, budget {case['budget']:,.0f} ({case['cost']})"
+        if case["samples_left_out"]:
+            title += f", {case['samples_left_out']} left out (alone over budget)"
+        lines += [title, header]
+        for name, s in case["strategies"].items():
+            spread = "-" if s["cost_max_over_min"] is None else f"{s['cost_max_over_min']:.1f}"
+            lines.append(
+                f"  {name:<28}{s['efficiency']:>11.3f}{s['num_batches']:>9}"
+                f"{s['cost_max_over_median']:>14.2f}{spread:>9}{s['batches_over_budget']:>13}"
+            )
+        lines += [target_line(metric, t) for metric, t in case["targets"].items()]
+        if case["note"]:
+            lines.append(f"  ({case['note']})")
+        lines.append("")
+    lines += [f"note: {n}" for n in batching["notes"]]
+    return "\n".join(lines)
+
+
+SECTION = Section("batching", run, table)

@@ -6,7 +6,7 @@ long-tailed synthetic stand-in where the file is absent), through the HF Trainer
 from the same initial weights and the same held-out 20%:
   (a) fixed 20, random        the seed's baseline: batches of 20 in random order, each padded
                               to its longest review
-  (b) the seed's loader       its dynamic batches (seed_loader.py: DatasetForDBL, exactly, with
+  (b) the seed's loader       its dynamic batches (seed_experiment_loader.py: DatasetForDBL, exactly, with
                               its real-data runs' settings), a batch per optimizer step, its
                               controller scaled so that its batch at our longest length fits the
                               budget of (c)
@@ -33,13 +33,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..batching import plan_batches
-from ..batching.memory import live_bytes_after, peak_bytes
-from ..plotting import MissingExtra
-from ..training.metrics import smooth
-from . import figures, reviews
-from .seed_loader import seed_dynamic_batches
-from .targets import target
+from ...batching import plan_batches
+from ...batching.memory import live_bytes_after, peak_bytes
+from ...plotting import MissingExtra
+from ...training.metrics import smooth
+from .. import figures, reviews
+from ..seed_experiment_loader import seed_dynamic_batches
+from ..context import RunContext, Section
+from ..targets import target, target_line
 
 FIXED, SEED, OURS = RUNS = ("(a) fixed 20, random", "(b) the seed's dynamic loader",
                             "(c) dynbatch_ext: budgeted, steps of 20")  # fmt: skip
@@ -74,7 +75,7 @@ def _imports():
     return transformers
 
 
-def check_available() -> None:
+def check_available(context: RunContext | None = None) -> None:
     """Fails now, not after the sections before it, where the hf extra is missing."""
     _imports()
 
@@ -93,7 +94,7 @@ class _StepLog:
 
 
 def _trainer_classes(transformers):
-    from ..integrations.hf import BudgetTrainer
+    from ...integrations.hf import BudgetTrainer
 
     class Logged:
         """Records each step in `step_log` (the loss training_step returns: the step's mean)."""
@@ -152,7 +153,7 @@ def _step_timer(transformers, log: _StepLog, progress):
     return StepTimer()
 
 
-def _accuracy(model, dataset, collate, budget: int) -> float:
+def held_out_accuracy(model, dataset, collate, budget: int) -> float:
     """Accuracy on `dataset`, in batches within the budget (evaluation needs no fixed batch)."""
     model.eval()
     lengths = np.asarray(dataset["length"])
@@ -218,11 +219,12 @@ def _summary(log: _StepLog, accuracy: float, budget: int, peak: dict) -> dict:
     }
 
 
-def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress, seed: int = 0) -> dict:
+def run(context: RunContext, seed: int = 0) -> dict:
+    """(a), (b) and (c) through the HF Trainer on the CPU, whatever the context's device."""
     transformers = _imports()
-    size = SIZES[mode]
+    size, progress, out_dir = SIZES[context.mode], context.progress, context.out_dir
     max_tokens, budget = size["max_tokens"], budget_for(size["max_tokens"])
-    data = reviews.load_reviews(data_dir, size["reviews"], seed)
+    data = reviews.load_reviews(context.data_dir, size["reviews"], seed)
     order = np.random.default_rng(seed).permutation(len(data.texts))
     held_out, training = np.sort(order[: len(order) // 5]), np.sort(order[len(order) // 5 :])
     train_texts = [data.texts[k] for k in training]
@@ -260,7 +262,7 @@ def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress, seed: int 
             trainer.remove_callback(transformers.PrinterCallback)  # its end-of-training line
             trainer.step_log = log
             trainer.train()
-            accuracies[name] = _accuracy(trainer.model, valid_set, collate, budget)
+            accuracies[name] = held_out_accuracy(trainer.model, valid_set, collate, budget)
     progress.set_description("transformer: peak memory per step")
     measure = _memory_meter(initial, tokenizer.vocab_size)
     summaries = {name: _summary(logs[name], accuracies[name], budget, _peak_memory(logs[name], measure))
@@ -317,3 +319,29 @@ def _plot(summaries: dict, source: str, path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return figures.save(fig, path)
+
+
+def table(section: dict) -> str:
+    """The section's results as a text table, printed when it ends."""
+    model = section["model"]
+    lines = [
+        f"Transformer training (the seed experiment): {section['data']}, "
+        f"{section['train_reviews']:,} training / {section['held_out_reviews']:,} held-out reviews, "
+        f"BERT {model['layers']} layers x {model['hidden']}, cut at {model['max_tokens']} tokens, "
+        f"{section['epochs']} epoch(s), budget {section['budget']:,} (B*L**2)",
+        f"  {'way of training':<42}{'samples/s':>10}{'accuracy':>10}{'steps':>7}"
+        f"{'samples/step min-med-max':>26}{'over budget':>13}{'peak MiB max/med/min':>23}",
+    ]
+    for name, r in section["runs"].items():
+        per, peak = r["samples_per_step"], r["peak_memory_bytes"]
+        spread = f"{per['min']}-{per['median']:.0f}-{per['max']}"
+        peaks = "/".join(f"{peak[k] / 2**20:.0f}" for k in ("max", "median", "min"))
+        over = f"{r['over_budget']}/{r['micro_batches']}"
+        lines.append(f"  {name:<42}{r['samples_per_second']:>10.0f}{r['accuracy']:>10.3f}"
+                     f"{r['steps']:>7}{spread:>26}{over:>13}{peaks:>23}")  # fmt: skip
+    lines += [target_line(name, t, 2) for name, t in section["targets"].items()]
+    lines += [f"note: {n}" for n in section["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+SECTION = Section("transformer", run, table, check=check_available)

@@ -23,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import corpora
-from ..batching import padding_stats, plan_batches
-from ..batching.stream import bucket_stream, stream_batches
-from . import figures
-from .targets import target
+from ... import corpora
+from ...batching import padding_stats, plan_batches
+from ...batching.stream import bucket_stream, stream_batches
+from .. import figures
+from ..context import RunContext, Section
+from ..targets import target, target_line
+
 
 BUFFER = 10_000
 SMALL_BUFFER = 1_000
@@ -163,7 +165,7 @@ def resident_bytes() -> int:
 # stream took beyond what the process held before it (sampled at every chunk), in bytes.
 _PEAK_SCRIPT = """
 import sys
-from dynbatch_ext.bench.streaming import resident_bytes, synthetic_chunks
+from dynbatch_ext.bench.sections.streaming import resident_bytes, synthetic_chunks
 from dynbatch_ext.batching.stream import stream_batches
 n = int(sys.argv[1])
 before = most = resident_bytes()
@@ -206,11 +208,12 @@ def throughput(mode: str, progress) -> dict:
     return result
 
 
-def run(*, mode: str, data_dir: Path | None, out_dir: Path, progress) -> dict:
-    progress.reset(total=len(list(_file_streams(data_dir))) + 3)
-    cases = quality(mode, data_dir, progress)
-    speed = throughput(mode, progress)
-    plot = _plot(cases, out_dir / "streaming.png")
+def run(context: RunContext) -> dict:
+    progress = context.progress
+    progress.reset(total=len(list(_file_streams(context.data_dir))) + 3)
+    cases = quality(context.mode, context.data_dir, progress)
+    speed = throughput(context.mode, progress)
+    plot = _plot(cases, context.out_dir / "streaming.png")
     return {"buffer": BUFFER, "cases": cases, "throughput": speed, "plots": [plot.name],
             "notes": ["a stream shorter than the buffer is planned whole at its end, as in memory"]}
 
@@ -232,3 +235,30 @@ def _plot(cases: list[dict], path: Path) -> Path:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, not over, the bars
     ax.grid(alpha=0.3, axis="x")
     return figures.save(fig, path)
+
+
+def table(section: dict) -> str:
+    """The section's results as a text table, printed when it ends."""
+    lines = [f"Batches from a stream (bucket_stream, buffer {section['buffer']:,} samples unless "
+             "said): padding efficiency against the in-memory plan at the same budget"]  # fmt: skip
+    header = (f"  {'strategy':<36}{'efficiency':>11}{'/ in-memory':>13}{'batches':>9}"
+              f"{'over budget':>13}{'missing/repeated':>18}")  # fmt: skip
+    for case in section["cases"]:
+        lines += [f"{case['case']}: {case['num_samples']:,} samples, budget {case['budget']:,}", header]
+        for name, r in case["rows"].items():
+            lines.append(f"  {name:<36}{r['efficiency']:>11.3f}{r['efficiency_over_ceiling']:>13.3f}"
+                         f"{r['num_batches']:>9}{r['batches_over_budget']:>13}"
+                         f"{str(r['samples_missing']) + '/' + str(r['samples_repeated']):>18}")  # fmt: skip
+        lines += [target_line(name, t, 3) for name, t in case["targets"].items()]
+        lines.append("")
+    speed = section["throughput"]
+    peaks = ", ".join(f"{int(n):,}: {b / 2**20:.1f} MiB" for n, b in speed["stream_memory_bytes"].items())
+    lines += [f"Streaming {speed['num_lengths']:,} synthetic lengths (chunks of {speed['chunk']:,}, "
+              f"lengths only): {speed['samples_per_second'] / 1e6:.2f} M samples/s; resident "
+              f"memory the stream takes, by its length: {peaks}"]  # fmt: skip
+    lines += [target_line(name, t, 2) for name, t in speed["targets"].items()]
+    lines += [f"note: {n}" for n in section["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+SECTION = Section("streaming", run, table)

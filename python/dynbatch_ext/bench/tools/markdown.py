@@ -1,6 +1,6 @@
 """The ops section of a benchmark's results.json as Markdown, for the README:
 
-    python -m dynbatch_ext.bench.markdown bench-results/results.json
+    python -m dynbatch_ext.bench.tools.markdown bench-results/results.json
 
 prints where and when it was measured, one table per dtype (median time of each path, how many
 times longer than fused, fused over the bandwidth floor where measured) and the targets, then the
@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from ..targets import verdict
 
 # results.json's path names, as the README's column headers.
 COLUMNS = {"fused": "fused", "eager reference": "eager reference",
@@ -58,9 +60,13 @@ def ops_table(section: dict) -> str:
     return "\n".join(rows)
 
 
-def target_lines(section: dict) -> list[str]:
-    return [f"- {name}: {t['measured']:.2f} (target {t['op']} {t['value']}, "
-            f"{'met' if t['met'] else 'MISSED'})" for name, t in section["targets"].items()]  # fmt: skip
+def target_lines(targets: dict, prefix: str = "") -> list[str]:
+    """A list item per target; "worst X at P" for a target judged at its worst point P."""
+    lines = []
+    for name, t in targets.items():
+        measured = f"worst {t['measured']:.2f} at {t['at']}" if "at" in t else f"{t['measured']:.2f}"
+        lines.append(f"- {prefix}{name}: {measured} (target {t['op']} {t['value']}, {verdict(t)})")
+    return lines
 
 
 def grid_table(grid: dict) -> str:
@@ -77,11 +83,6 @@ def grid_table(grid: dict) -> str:
                   f"{p['fused_over_mm']:.2f}"]  # fmt: skip
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
-
-
-def grid_target_lines(grid: dict) -> list[str]:
-    return [f"- fused {name}: worst {t['measured']:.2f} at {t['at']} (target {t['op']} {t['value']}, "
-            f"{'met' if t['met'] else 'MISSED'})" for name, t in grid["targets"].items()]  # fmt: skip
 
 
 def render(results: dict) -> str:
@@ -102,7 +103,7 @@ def render(results: dict) -> str:
                      "longer each path takes than the fused one.")  # fmt: skip
         parts.append(ops_table(section))
         if section["targets"]:
-            parts.append("\n".join(target_lines(section)))
+            parts.append("\n".join(target_lines(section["targets"])))
     grid = ops.get("long_sequences")
     if grid:
         parts.append(f"**Long sequences**, float32, on {grid['device']}: B pairs padded to L with "
@@ -112,12 +113,12 @@ def render(results: dict) -> str:
                      "steps more).")  # fmt: skip
         parts.append(grid_table(grid))
         if grid["targets"]:
-            parts.append("\n".join(grid_target_lines(grid)))
+            parts.append("\n".join(target_lines(grid["targets"], prefix="fused ")))
     return "\n\n".join(parts) + "\n"
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(prog="python -m dynbatch_ext.bench.markdown",
+    parser = argparse.ArgumentParser(prog="python -m dynbatch_ext.bench.tools.markdown",
                                      description=__doc__.split("\n\n")[0])  # fmt: skip
     parser.add_argument("results", type=Path, help="a results.json written by `bench`")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """Where a training step's time goes, by kind of op, for the training section's (a) and (b): the
 measurement behind its note on why (b)/(a) stays below the ceiling from padding alone.
 
-    python -m dynbatch_ext.bench.training_profile [--steps 60] [--dim 300]
+    python -m dynbatch_ext.bench.tools.training_profile [--steps 60] [--dim 300]
 
 Trains the section's ESIM on SNLI dev (or its synthetic pairs where the file is absent) for a
 few warm-up steps, then profiles `--steps` steps of each configuration with torch's profiler and
@@ -16,11 +16,12 @@ import time
 
 from torch.profiler import ProfilerActivity, profile
 
-from .. import corpora
-from ..batching.memory import quiet_profiler_start_stop_lines
-from ..training import TrainConfig, loop, synthetic_pairs
-from ..training.data import split
-from .esim_training import BASELINE, CONFIGS, OURS
+from ... import corpora
+from ...batching.memory import quiet_profiler_start_stop_lines
+from ...training import TrainConfig, synthetic_pairs
+from ...training.loop import TrainingRun, World
+from ...training.data import split
+from ..sections.training import BASELINE, CONFIGS, OURS
 
 KINDS = (("lstm", ("rnn", "lstm")), ("fused ops", ("dynbatch_ext",)), ("optimizer", ("adam",)),
          ("matmul", ("addmm", "aten::mm", "bmm", "linear", "matmul")))  # fmt: skip
@@ -35,11 +36,10 @@ def profile_config(label: str, pairs, steps: int, dim: int, out_dir: str) -> dic
     config = TrainConfig(out_dir=out_dir, epochs=1,
                          embedding_dim=dim, hidden_size=dim, dropout=0.2, lr=1e-3, progress=False,
                          save_checkpoints=False, plot=False, **CONFIGS[label])  # fmt: skip
-    world = loop._World()
-    run = loop._Run(config, pairs, world)
-    stream = iter(run.sampler.group_steps(run.loader))
+    run = TrainingRun(config, pairs, World())
+    stream = iter(run.steps())
     for _ in range(5):  # warm-up: oneDNN primitives, allocator
-        loop._train_step(run.net, run.model, run.optimizer, next(stream), config, world)
+        run.train_step(next(stream))
     chosen = [next(stream) for _ in range(steps)]
     samples = sum(len(mb) for step in chosen for mb in step)
     padded = sum(mb.token_counts()[1] for step in chosen for mb in step)
@@ -47,7 +47,7 @@ def profile_config(label: str, pairs, steps: int, dim: int, out_dir: str) -> dic
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         started = time.perf_counter()
         for step in chosen:
-            loop._train_step(run.net, run.model, run.optimizer, step, config, world)
+            run.train_step(step)
         seconds = time.perf_counter() - started
     kinds = collections.Counter()
     for event in profiler.key_averages():
@@ -57,7 +57,7 @@ def profile_config(label: str, pairs, steps: int, dim: int, out_dir: str) -> dic
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dynbatch_ext.bench.training_profile",
+    parser = argparse.ArgumentParser(prog="python -m dynbatch_ext.bench.tools.training_profile",
                                      description=__doc__.split("\n\n")[0])  # fmt: skip
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--dim", type=int, default=300)

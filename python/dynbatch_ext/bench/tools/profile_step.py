@@ -2,7 +2,7 @@
 backward) inside a profiler range, for Nsight Compute:
 
     ncu --clock-control none --profile-from-start off -k regex:soft_align|masked_pool \\
-        python -m dynbatch_ext.bench.profile_step --batch 512
+        python -m dynbatch_ext.bench.tools.profile_step --batch 512
 
 profiles the fused kernels of exactly the work the benchmark times (same lengths, width and
 values), after a warm-up step outside the range; with --length L, of a point of the long-sequence
@@ -16,16 +16,16 @@ import argparse
 
 import torch
 
-from .. import corpora
+from ... import corpora
 
-from . import long_sequences
-from .op_speed import losses, step_inputs
+from .. import long_sequences
+from ..sections.ops import losses, step_inputs
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dynbatch_ext.bench.profile_step",
+    parser = argparse.ArgumentParser(prog="python -m dynbatch_ext.bench.tools.profile_step",
                                      description=__doc__.split("\n\n")[0])  # fmt: skip
     parser.add_argument("--batch", type=int, default=512, help="pairs per step (default: 512)")
     parser.add_argument("--dim", type=int, default=600, help="feature width d (default: 600)")
