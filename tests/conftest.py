@@ -38,7 +38,7 @@ def chnsenticorp_lengths() -> np.ndarray:
     return corpora.character_lengths(corpora.read_texts(_data_file(corpora.CHNSENTICORP)))
 
 
-def reference_batch_cost(lengths, batch, const=0.0, linear=0.0, quadratic=0.0, pad_multiple=1):
+def reference_batch_cost(lengths, batch, constant=0.0, linear=0.0, quadratic=0.0, pad_multiple=1):
     """The cost model written out independently of the C++ core, as a test oracle."""
     rows = np.asarray(lengths)[np.asarray(batch, dtype=np.int64)]
     size = len(rows)
@@ -50,9 +50,9 @@ def reference_batch_cost(lengths, batch, const=0.0, linear=0.0, quadratic=0.0, p
 
     if rows.ndim == 1:
         longest = padded(rows.max())
-        return size * (const + linear * longest + quadratic * longest * longest)
+        return size * (constant + linear * longest + quadratic * longest * longest)
     first, second = padded(rows[:, 0].max()), padded(rows[:, 1].max())
-    return size * (const + linear * (first + second) + quadratic * first * second)
+    return size * (constant + linear * (first + second) + quadratic * first * second)
 
 
 @pytest.fixture(scope="session")

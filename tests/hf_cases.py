@@ -12,7 +12,7 @@ transformers = pytest.importorskip("transformers")
 datasets = pytest.importorskip("datasets")
 
 from dynbatch_ext.integrations.hf import BudgetTrainer  # noqa: E402
-from dynbatch_ext.integrations.steps import StepBatches, StepCollator  # noqa: E402
+from dynbatch_ext.integrations.step_loader import StepBatches, StepCollator  # noqa: E402
 
 VOCAB = 40
 

@@ -14,7 +14,7 @@ from lightning_cases import (  # noqa: E402  (skips the module where lightning i
 )
 from dynbatch_ext import BucketBatchSampler
 from dynbatch_ext.integrations.lightning import BudgetDataModule
-from dynbatch_ext.integrations.steps import StepBatches, StepCollator, StepDataset
+from dynbatch_ext.integrations.step_loader import StepBatches, StepCollator, StepDataset
 
 
 def test_a_step_equals_one_big_batch_and_every_sample_is_trained_once_per_epoch():

@@ -15,5 +15,5 @@ def test_with_cuda_follows_the_torch_it_was_built_against():
 
 
 def test_public_names():
-    for name in ("plan_batches", "padding_stats", "CostModel", "BucketBatchSampler", "PRESETS"):
+    for name in ("plan_batches", "padding_stats", "CostModel", "BucketBatchSampler", "COST_PRESETS"):
         assert hasattr(dynbatch_ext, name), name

@@ -11,10 +11,10 @@ from hypothesis.extra import numpy as hnp
 from dynbatch_ext import CostModel, padding_stats, plan_batches
 
 COSTS = {
-    "count": dict(const=1.0),
+    "count": dict(constant=1.0),
     "tokens": dict(linear=1.0),
     "quadratic": dict(quadratic=1.0),
-    "mixed": dict(const=3.0, linear=2.0, quadratic=0.5),
+    "mixed": dict(constant=3.0, linear=2.0, quadratic=0.5),
 }
 
 

@@ -15,7 +15,7 @@ import torch  # noqa: F401  (must precede _C)
 from . import _C
 from . import batching, nn, ops  # noqa: F401  (ops registers autograd and fake kernels)
 from .batching import (
-    PRESETS, BucketBatchSampler, BucketingIterableDataset, Calibration, CostModel, PaddingStats,
+    COST_PRESETS, BucketBatchSampler, BucketingIterableDataset, Calibration, CostModel, PaddingStats,
     PlanOptions, StepPlan, StreamBucketer, bucket_stream, calibrate, micro_batch_weights,
     padding_stats, plan_batches, plan_steps, stream_batches,
 )  # fmt: skip
@@ -34,7 +34,7 @@ __all__ = [
     "BucketingIterableDataset",
     "Calibration",
     "CostModel",
-    "PRESETS",
+    "COST_PRESETS",
     "PaddingStats",
     "PlanOptions",
     "StepPlan",

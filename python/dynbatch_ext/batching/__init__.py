@@ -18,7 +18,7 @@
     checks       the argument checks every public function shares
 """
 from .calibration import Calibration, calibrate
-from .costs import PRESETS, CostModel
+from .costs import COST_PRESETS, CostModel
 from .loss_weights import micro_batch_weights
 from .options import PlanOptions
 from .plan import plan_batches
@@ -29,7 +29,7 @@ from .stream import StreamBucketer, bucket_stream, stream_batches
 from .stream_dataset import BucketingIterableDataset
 
 __all__ = [
-    "BucketBatchSampler", "BucketingIterableDataset", "Calibration", "CostModel", "PRESETS",
+    "BucketBatchSampler", "BucketingIterableDataset", "Calibration", "CostModel", "COST_PRESETS",
     "PaddingStats", "PlanOptions", "StepPlan", "StreamBucketer", "bucket_stream", "calibrate",
     "micro_batch_weights", "padding_stats", "plan_batches", "plan_steps", "stream_batches",
 ]  # fmt: skip

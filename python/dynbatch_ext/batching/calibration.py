@@ -4,7 +4,7 @@
 the data's own length range, measures the peak tensor memory of each (CUDA: the allocator's
 peak counters; CPU: the profiler's record of every tensor allocation, not process RSS), and fits
 
-    peak(B, L) = step_overhead + B * (const + linear * L + quadratic * L**2)
+    peak(B, L) = step_overhead + B * (constant + linear * L + quadratic * L**2)
     (pairs: L -> Lp + Lh in the linear term, L**2 -> Lp * Lh in the quadratic one)
 
 by least squares with non-negative coefficients. The budget is what the memory limit leaves,
@@ -68,7 +68,7 @@ class Calibration:
         lines = [
             f"budget {self.budget:,.0f} for a limit of {self.memory_limit / 2**20:.1f} MiB "
             f"(margin {self.margin:.0%} kept free); pass budget=..., cost=... to the planner",
-            f"memory per sample = {c.const:.0f} B + {c.linear:.1f} B/token + {c.quadratic:.2f} "
+            f"memory per sample = {c.constant:.0f} B + {c.linear:.1f} B/token + {c.quadratic:.2f} "
             f"B/token^2; fixed {self.fixed_bytes / 2**20:.1f} MiB (weights, gradients, optimizer "
             f"state), per step {self.step_overhead_bytes / 2**20:.1f} MiB whatever the batch",
         ]
@@ -414,7 +414,7 @@ def _fit_budget(measured, memory_limit: float, margin: float,
                 fixed_bytes: float) -> tuple[CostModel, float, float]:  # fmt: skip
     """(cost model, per-step overhead, budget) fitted to the probes measured so far."""
     coefficients, overhead = fit(measured)
-    cost = CostModel(*coefficients) if coefficients.any() else CostModel(const=1.0)
+    cost = CostModel(*coefficients) if coefficients.any() else CostModel(constant=1.0)
     budget = memory_limit * (1 - margin) - fixed_bytes - overhead
     if budget <= 0:
         raise ValueError(
@@ -442,7 +442,7 @@ def _judge_verification(result: Calibration, checks: list[dict]) -> None:
                 f"the budget's batch of {where(check)} measured {total / 2**20:.1f} MiB, over the "
                 f"limit of {result.memory_limit / 2**20:.1f} MiB, and refitting did not close the "
                 f"gap (the fit misses it by {miss(check):.1%} of the limit): the model's memory "
-                "does not follow const + linear * L + quadratic * L**2 per sample here; pass a "
+                "does not follow constant + linear * L + quadratic * L**2 per sample here; pass a "
                 "larger margin"
             )
     worst = max(checks, key=miss)

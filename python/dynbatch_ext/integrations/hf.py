@@ -16,7 +16,7 @@ gradient of one batch of all its samples, on one rank or many:
 
 How it fits the Trainer:
 - The training DataLoader yields one optimizer step at a time (its micro-batches, each collated
-  by the data collator; see steps.py), and `gradient_accumulation_steps` stays 1: the Trainer's counting of
+  by the data collator; see step_loader.py), and `gradient_accumulation_steps` stays 1: the Trainer's counting of
   steps, its schedules, logging and checkpoints all see optimizer steps.
 - Under DDP (torchrun, accelerate launch) the sampler gives each rank its own micro-batches, the
   same number in every step; the DataLoader is not passed through `accelerator.prepare`, whose
@@ -32,7 +32,6 @@ How it fits the Trainer:
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -52,12 +51,11 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
         f"are not installed ({error}): pip install 'dynbatch_ext[hf]'"
     ) from error
 
-from ..batching import BucketBatchSampler, micro_batch_weights
+from ..batching import BucketBatchSampler
 from ..batching.checks import as_lengths
+from ..batching.loss_weights import accumulate_step
 from ..batching.steps import DEFAULT_COMPOSITION, DEFAULT_POOL_STEPS, StepOptions
-from .steps import (
-    PlannedLengthCheck, StepBatches, StepCollator, StepDataset, StepLoader, step_sampler_arguments,
-)  # fmt: skip
+from .step_loader import PlannedLengthCheck, StepBatches, StepLoader, step_sampler_arguments
 
 LOSS_UNITS = ("samples", "tokens")
 SAMPLER_STATE_NAME = "budget_sampler.json"  # in every checkpoint folder, beside trainer_state.json
@@ -231,8 +229,7 @@ class BudgetTrainer(transformers.Trainer):
             collate = self._get_collator_with_removed_columns(collate, description="Training")
         workers = self.args.dataloader_num_workers
         return StepLoader(
-            StepDataset(dataset), batch_sampler=self._step_batches,
-            collate_fn=StepCollator(collate, check), num_workers=workers,
+            dataset, self._step_batches, collate, check, num_workers=workers,
             pin_memory=self.args.dataloader_pin_memory,
             persistent_workers=self.args.dataloader_persistent_workers and workers > 0,
             prefetch_factor=self.args.dataloader_prefetch_factor if workers > 0 else None,
@@ -298,19 +295,14 @@ class BudgetTrainer(transformers.Trainer):
         the step (over all ranks), gradients accumulated, synchronised on the last one only.
         Returns the step's mean loss."""
         model.train()
-        counts = [self._count(micro_batch) for micro_batch in inputs]
-        weights = micro_batch_weights(counts)
-        total = torch.zeros((), device=self.args.device)
-        for k, (micro_batch, weight) in enumerate(zip(inputs, weights)):
-            last = k == len(inputs) - 1
-            sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
-            with sync:
-                micro_batch = self._prepare_inputs(micro_batch)
-                with self.compute_loss_context_manager():
-                    loss = self.compute_loss(model, micro_batch)
-                self.accelerator.backward(loss * weight)
-            total += loss.detach() * counts[k]
-        return total / sum(counts)
+
+        def micro_batch_loss(micro_batch: dict) -> torch.Tensor:
+            with self.compute_loss_context_manager():
+                return self.compute_loss(model, self._prepare_inputs(micro_batch))
+
+        return accumulate_step(inputs, [self._count(micro_batch) for micro_batch in inputs],
+                               micro_batch_loss, self.accelerator.backward,
+                               no_sync=lambda: self.accelerator.no_sync(model))  # fmt: skip
 
     def floating_point_ops(self, inputs) -> int:
         if isinstance(inputs, list):

@@ -46,12 +46,11 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
     raise ImportError(f"dynbatch_ext.integrations.lightning needs lightning (2.x), which is not "
                       f"installed ({error}): pip install 'dynbatch_ext[lightning]'") from error  # fmt: skip
 
-from ..batching import BucketBatchSampler, micro_batch_weights
+from ..batching import BucketBatchSampler
 from ..batching.checks import as_lengths
+from ..batching.loss_weights import accumulate_step
 from ..batching.steps import DEFAULT_COMPOSITION, DEFAULT_POOL_STEPS, StepOptions
-from .steps import (
-    PlannedLengthCheck, StepBatches, StepCollator, StepDataset, StepLoader, step_sampler_arguments,
-)  # fmt: skip
+from .step_loader import PlannedLengthCheck, StepBatches, StepLoader, step_sampler_arguments
 
 _SET_BY_TRAINER = {"num_replicas": "the Trainer's world_size", "rank": "the Trainer's global_rank"}
 RNG_KEY = "dynbatch_ext_rng_states"  # in Lightning's checkpoint: every rank's RNG state
@@ -162,8 +161,8 @@ class BudgetDataModule(pl.LightningDataModule):
         check = None if padded_length is None else PlannedLengthCheck(
             self.lengths, self.sampler.options.pad_multiple, padded_length, sample_length)  # fmt: skip
         return _LightningStepLoader(
-            StepDataset(self.train_dataset), batch_sampler=StepBatches(self.sampler),
-            collate_fn=StepCollator(self.collate_fn, check), num_workers=self.num_workers,
+            self.train_dataset, StepBatches(self.sampler), self.collate_fn, check,
+            num_workers=self.num_workers,
             pin_memory=self.pin_memory, steps_trained=lambda: progress.processed,
             # Its own generator: iterating the loader then draws nothing from the global RNG,
             # which a resumed run must find where the uninterrupted one left it.
@@ -228,14 +227,8 @@ class BudgetedSteps:
         optimizer = self.optimizers()
         counts = [self.micro_batch_count(batch) for batch in micro_batches]
         block_sync = getattr(self.trainer.strategy, "block_backward_sync", contextlib.nullcontext)
-        total = 0.0
-        weights = micro_batch_weights(counts)
-        for k, (batch, weight, count) in enumerate(zip(micro_batches, weights, counts)):
-            last = k == len(micro_batches) - 1
-            with contextlib.nullcontext() if last else block_sync():
-                loss = self.micro_batch_loss(batch)
-                self.manual_backward(loss * weight)
-            total = total + loss.detach() * count
+        mean = accumulate_step(micro_batches, counts, self.micro_batch_loss, self.manual_backward,
+                               no_sync=block_sync)  # fmt: skip
         if self.gradient_clip_val is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val)
         optimizer.step()
@@ -243,6 +236,5 @@ class BudgetedSteps:
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
-        mean = total / sum(counts)
         self.log("train_loss", mean, prog_bar=True, batch_size=int(sum(counts)))
         return mean

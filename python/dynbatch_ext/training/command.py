@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..batching.costs import COST_PRESETS
 from ..batching.steps import COMPOSITIONS
 from .config import DEFAULT_STEP_TARGET, TrainConfig
 from .memory_limit import parse_bytes
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limit.add_argument("--memory-limit", type=parse_bytes, default=None,
                        help="instead of --budget: memory the training may use (e.g. 2GiB); the "
                             "cost model and budget are calibrated to it on the model first")
-    batching.add_argument("--cost", choices=("tokens", "quadratic", "count"), default=d.cost,
+    batching.add_argument("--cost", choices=tuple(COST_PRESETS), default=d.cost,
                           help="what the budget counts (default: padded tokens)")
     batching.add_argument("--batch-size", type=int, default=d.batch_size,
                           help="batch size of --batching fixed")

@@ -1,8 +1,7 @@
 """One optimizer step per DataLoader item, for the framework integrations: the frameworks count
 a fixed number of batches per step, so each item holds a whole step's micro-batches instead.
 
-    StepLoader(StepDataset(dataset), batch_sampler=StepBatches(sampler),
-               collate_fn=StepCollator(collate, check=...))
+    StepLoader(dataset, StepBatches(sampler), collate, check=..., num_workers=...)
 
 yields, per optimizer step of `sampler` (a BucketBatchSampler in step mode), the list of this
 rank's micro-batches, each collated by `collate`. The batch sampler's items are
@@ -192,8 +191,12 @@ class StepLoader(torch.utils.data.DataLoader):
     Trainer calls it on the loader); `state_dict` / `load_state_dict` hold the position after
     `steps_trained()` steps of the epoch (Lightning saves a stateful loader in its checkpoints)."""
 
-    def __init__(self, *args, steps_trained: Callable[[], int] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, dataset, steps: StepBatches, collate, check: PlannedLengthCheck | None = None,
+                 *, steps_trained: Callable[[], int] | None = None, **loader_options):
+        """Items of `dataset` in `steps`, collated a micro-batch at a time by `collate` (and
+        checked by `check`); `loader_options` go to the DataLoader (workers, pinning, ...)."""
+        super().__init__(StepDataset(dataset), batch_sampler=steps,
+                         collate_fn=StepCollator(collate, check), **loader_options)  # fmt: skip
         self._steps_trained = steps_trained
 
     def set_epoch(self, epoch: int) -> None:
