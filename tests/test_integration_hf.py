@@ -50,7 +50,7 @@ def test_a_step_equals_one_big_batch_in_float64(tmp_path, monkeypatch):
             torch.testing.assert_close(gradients.gradients[s][name], want, rtol=1e-10, atol=1e-12)
     # Every sample once in the epoch, and as many optimizer steps as the sampler planned.
     assert sorted(i for step in seen for mb in step for i in mb) == list(range(len(dataset)))
-    assert run.state.global_step == len(seen) == len(run.budget_sampler.step_sizes())
+    assert run.state.global_step == len(seen) == len(run.budget_sampler.micro_batches_per_step())
     lengths = np.asarray(dataset["length"])
     for step in seen:  # within budget: padded tokens of each micro-batch at most 200
         assert all(len(mb) * lengths[mb].max() <= 200 and len(mb) <= 12 for mb in step)
@@ -126,7 +126,7 @@ def test_three_epochs_resumed_from_any_step_train_the_uninterrupted_steps_bitwis
     whole = trainer(tmp_path, model=tiny_bert(dropout=0.1), dataset=dataset, num_train_epochs=3,
                     save_strategy="steps", save_steps=1, composition=composition)  # fmt: skip
     whole.train()
-    steps, per_epoch = list(trained), len(whole.budget_sampler.step_sizes())
+    steps, per_epoch = list(trained), len(whole.budget_sampler.micro_batches_per_step())
     assert whole.state.global_step == len(steps) == 3 * per_epoch
     _every_epoch_trains_every_sample_once_in_a_new_order(steps, per_epoch, 3, len(dataset))
     boundaries = [1, per_epoch - 1, per_epoch, per_epoch + 1, 2 * per_epoch, 3 * per_epoch - 1]

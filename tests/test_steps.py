@@ -131,14 +131,14 @@ def test_sampler_step_mode_groups_loader_output_by_step():
     grouped = [[mb.tolist() for mb in step] for step in sampler.group_steps(loader)]
     expected = [[b.tolist() for b in step] for step in sampler.steps()]
     assert grouped == expected
-    assert [len(s) for s in grouped] == sampler.step_sizes()
+    assert [len(s) for s in grouped] == sampler.micro_batches_per_step()
     assert sorted(i for step in grouped for mb in step for i in mb) == list(range(len(PAIRS)))
     np.testing.assert_array_equal(sampler.step_totals(), [sum(map(len, s)) for s in grouped])
 
 
 def test_sampler_resumes_at_a_step_boundary_and_refuses_mid_step():
     sampler = make_sampler()
-    sizes = sampler.step_sizes()
+    sizes = sampler.micro_batches_per_step()
     first_multi = next(i for i, size in enumerate(sizes) if size > 1)
     done = sum(sizes[:first_multi])
     resumed = make_sampler()
@@ -152,7 +152,7 @@ def test_sampler_resumes_at_a_step_boundary_and_refuses_mid_step():
 
 def test_sampler_without_steps_says_how_to_get_them():
     with pytest.raises(ValueError, match="step_target"):
-        BucketBatchSampler(PAIRS, 8192).step_sizes()
+        BucketBatchSampler(PAIRS, 8192).micro_batches_per_step()
 
 
 def test_sampler_state_records_the_step_target():

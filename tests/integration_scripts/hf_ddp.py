@@ -36,14 +36,14 @@ settings = dict(dataset=dataset, ddp_backend="gloo", step_target=40, ddp_find_un
                 num_train_epochs=3, composition="random")
 whole = trainer(out / "three", model=tiny_bert(dropout=0.1), save_strategy="steps", save_steps=1, **settings)
 whole.train()
-whole_steps, per_epoch = list(trained), len(whole.budget_sampler.step_sizes())
+whole_steps, per_epoch = list(trained), len(whole.budget_sampler.micro_batches_per_step())
 point = 2 * per_epoch + per_epoch // 2
 trained.clear()
 resumed = trainer(out / "three", model=tiny_bert(dropout=0.1), **settings)
 resumed.train(resume_from_checkpoint=str(out / "three" / f"checkpoint-{point}"))
 same = all(torch.equal(a, b) for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()))
 (out / f"rank{rank}.json").write_text(json.dumps({
-    "steps": seen, "steps_per_epoch": len(run.budget_sampler.step_sizes()), "worst_gradient_error": worst,
+    "steps": seen, "steps_per_epoch": len(run.budget_sampler.micro_batches_per_step()), "worst_gradient_error": worst,
     "global_step": run.state.global_step, "whole_steps": whole_steps, "resumed_at": point,
     "resumed_steps": list(trained), "resumed_same_weights": same}))
 dist.barrier()

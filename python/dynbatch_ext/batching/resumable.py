@@ -33,7 +33,7 @@ class ResumableBatchSampler(Sampler[list[int]]):
     def _settings(self) -> dict:
         raise NotImplementedError
 
-    def step_sizes(self) -> list[int]:
+    def micro_batches_per_step(self) -> list[int]:
         """Micro-batches in each optimizer step of the current epoch (the same on every rank)."""
         sizes = self._step_layout()
         if sizes is None:
@@ -42,13 +42,13 @@ class ResumableBatchSampler(Sampler[list[int]]):
 
     def steps(self) -> list[list[np.ndarray]]:
         """This rank's micro-batches of the current epoch, grouped by optimizer step."""
-        batches, bounds = self.batches(), np.cumsum([0, *self.step_sizes()])
+        batches, bounds = self.batches(), np.cumsum([0, *self.micro_batches_per_step()])
         return [batches[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     def group_steps(self, loader) -> Iterator[list]:
         """Iterates `loader` (built on this sampler) and yields one list of micro-batches per
         optimizer step, starting where a resumed epoch starts."""
-        sizes = self.step_sizes()
+        sizes = self.micro_batches_per_step()
         stream = iter(loader)  # sets the start: a resumed epoch begins part-way
         first = int(np.searchsorted(np.cumsum([0, *sizes]), self._started_at))
         for size in sizes[first:]:

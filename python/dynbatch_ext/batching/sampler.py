@@ -31,7 +31,7 @@ class BucketBatchSampler(ResumableBatchSampler):
     `step_target` samples (`step_unit="samples"`) or real tokens (`"tokens"`) over all ranks,
     composed as `composition` says (see `StepOptions`).
     `group_steps(loader)` hands them to the training loop a step at a time; `steps()` and
-    `step_sizes()` describe the layout.
+    `micro_batches_per_step()` describe the layout.
     """
 
     def __init__(
@@ -80,7 +80,7 @@ class BucketBatchSampler(ResumableBatchSampler):
 
     def step_totals(self) -> np.ndarray:
         """Samples (or real tokens) of each step of the current epoch, summed over ranks."""
-        self.step_sizes()  # says how to get steps when there are none
+        self.micro_batches_per_step()  # says how to get steps when there are none
         return self._plan().step_totals
 
     @property

@@ -49,7 +49,7 @@ class StepBatches(torch.utils.data.Sampler):
         # Named `sampler`: Lightning sets the epoch on `dataloader.batch_sampler.sampler`, the HF
         # Trainer on the loader (StepLoader.set_epoch) or on a skip wrapper's `.batch_sampler`.
         self.sampler = sampler
-        self.steps_per_epoch = len(sampler.step_sizes())
+        self.steps_per_epoch = len(sampler.micro_batches_per_step())
         self._resume = None  # (epoch, steps done): where the next iteration of that epoch starts
 
     def __len__(self) -> int:
@@ -65,7 +65,7 @@ class StepBatches(torch.utils.data.Sampler):
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
-        steps = len(self.sampler.step_sizes())
+        steps = len(self.sampler.micro_batches_per_step())
         if steps != self.steps_per_epoch:
             raise ValueError(
                 f"epoch {epoch} plans {steps} optimizer steps where the first planned "
@@ -83,7 +83,7 @@ class StepBatches(torch.utils.data.Sampler):
     def state_dict(self, steps_done: int) -> dict:
         """Where an epoch stands after `steps_done` optimizer steps were trained (the sampler's
         state, with every setting it must be resumed under)."""
-        consumed = int(sum(self.sampler.step_sizes()[:steps_done]))
+        consumed = int(sum(self.sampler.micro_batches_per_step()[:steps_done]))
         return {"sampler": self.sampler.state_dict(batches_consumed=consumed), "steps_done": steps_done}
 
     def check_state(self, state) -> dict:

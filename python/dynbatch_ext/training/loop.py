@@ -268,7 +268,7 @@ class TrainingRun:
         """Trains what is left of `epoch`; False when max_steps stopped the run inside it."""
         config, world, progress = self.config, self.world, self.progress
         self.sampler.set_epoch(epoch)  # keeps a resumed epoch's position
-        sizes = self.sampler.step_sizes()
+        sizes = self.sampler.micro_batches_per_step()
         consumed = self.sampler.state_dict()["batches_done"]  # > 0 only in a resumed epoch
         done_steps = int(np.searchsorted(np.cumsum(sizes), consumed, side="right"))
         bar = tqdm(total=len(sizes), initial=done_steps, desc=f"epoch {epoch + 1}/{config.epochs}",
