@@ -98,7 +98,7 @@ def test_bad_options(options, message):
     [
         (dict(quadratic=-1), "CostModel.quadratic must be a finite number >= 0"),
         (dict(linear=math.nan), "CostModel.linear must be a finite number >= 0"),
-        (dict(const="1"), "CostModel.const must be a finite number >= 0"),
+        (dict(constant="1"), "CostModel.constant must be a finite number >= 0"),
         (dict(), "CostModel is all zeros"),
     ],
 )
