@@ -10,7 +10,7 @@
 //
 //   soft_align_probs DIM REPEATS < LENGTHS     (LENGTHS: one "la lb" line per pair)
 //
-// prints one JSON object. python -m dynbatch_ext.bench.probs_choice runs it on the ops
+// prints one JSON object. python -m dynbatch_ext.bench.tools.probs_choice runs it on the ops
 // benchmark's lengths and says which choice is faster (scripts/gpu_check.sh's probs step).
 // No torch: it builds with nvcc alone, and on the CPU against tests/cuda_emulator.
 #include <algorithm>
