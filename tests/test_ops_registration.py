@@ -18,7 +18,6 @@ def test_every_op_of_the_namespace_is_listed_in_ops():
     assert registered_ops() == set(NAMESPACE_OPS)
 
 
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", OP_CASES)
 def test_opcheck(case, device):

@@ -70,7 +70,6 @@ def user_case(path: Path, budget: float | None, unit: str, oversize: str = "erro
                 oversize=oversize, note=f"lengths in {note}", source=path)  # fmt: skip
 
 
-
 def check_user_case(path: Path, budget: float | None, unit: str, oversize: str) -> Case:
     """`user_case` for bench's --data, checked now rather than after minutes of other sections:
     a ValueError in one line, in the command's own option names, when the file is missing, a

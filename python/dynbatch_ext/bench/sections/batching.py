@@ -55,7 +55,6 @@ def planning_speed(num_lengths: int, repeats: int, budget: float = 16 * 256**2) 
     }
 
 
-
 def default_cases(size: int, data_dir: Path | None) -> tuple[list[Case], list[str]]:
     """Synthetic cases always; real-data cases when their files are in `data_dir`."""
     cases = [

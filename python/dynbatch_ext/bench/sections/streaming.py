@@ -30,7 +30,6 @@ from .. import figures
 from ..context import RunContext, Section
 from ..targets import target, target_line
 
-
 BUFFER = 10_000
 SMALL_BUFFER = 1_000
 FIXED_BATCH = 32

@@ -33,7 +33,6 @@ from .. import figures
 from ..context import RunContext, Section
 from ..targets import target, target_line
 
-
 BASELINE_OPTIONS = dict(batching="fixed", batch_size=32, fused=False, lstm="padded")
 OURS_OPTIONS = dict(batching="budget", step_target=32.0)
 CONFIGS = {
