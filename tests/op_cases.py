@@ -1,6 +1,7 @@
 """Shared inputs for the op tests: ragged batches with the edge cases the ops must get right,
 and OP_CASES, the table of ops that the cross-cutting tests (opcheck, autograd to any order and in
-forward mode, autocast) run over: a new op gets them by adding its row."""
+forward mode, autocast, float16/bfloat16, torch.export, the CUDA emulator's coverage) run over: a
+new op gets them by adding its row."""
 from __future__ import annotations
 
 import dataclasses

@@ -8,21 +8,41 @@ reads. Races, the memory model and speed need a GPU (scripts/gpu_check.sh).
 """
 from __future__ import annotations
 
+import re
 import subprocess
 
-from emulator_build import EMULATOR, KERNELS, build
+import pytest
+from emulator_build import EMULATOR, KERNELS, ROOT, build
+from op_cases import OP_CASES
 
 
-def test_cuda_kernels_match_the_float64_reference_on_the_cpu_emulator(tmp_path):
-    binary = build(tmp_path / "run_kernels", cuda=KERNELS, cpp=[EMULATOR / "run_kernels.cpp"],
-                   sanitize=True)  # fmt: skip
-    run = subprocess.run([str(binary)], capture_output=True, text=True, timeout=600)
+@pytest.fixture(scope="module")
+def emulator_run(tmp_path_factory):
+    """One run of every kernel check (several minutes under the sanitizers), shared by the tests."""
+    binary = build(tmp_path_factory.mktemp("emulator") / "run_kernels", cuda=KERNELS,
+                   cpp=[EMULATOR / "run_kernels.cpp"], sanitize=True)  # fmt: skip
+    return subprocess.run([str(binary)], capture_output=True, text=True, timeout=900)
+
+
+def test_cuda_kernels_match_the_float64_reference_on_the_cpu_emulator(emulator_run):
+    run = emulator_run
     assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
     assert run.stdout.strip().endswith(" checks, 0 failures"), run.stdout[-2000:]
     assert int(run.stdout.split()[-4]) >= 474  # every case ran, each also with saved probabilities
     # the split path ran on the cases meant for it (3 per type), compared bit for bit there with
     # the per-pair kernels (the saved-probabilities variant is always one block per pair)
     assert int(run.stdout.split("soft_align runs split")[0].split()[-1]) >= 9, run.stdout[-2000:]
+
+
+@pytest.mark.parametrize("case", OP_CASES)
+def test_every_op_with_a_cuda_kernel_is_checked_on_the_emulator_in_each_type(case, emulator_run):
+    if not (ROOT / "csrc" / "kernels" / f"{case.name}.cu").exists():
+        pytest.skip(f"{case.name} has no CUDA kernel (csrc/kernels/{case.name}.cu)")
+    counts = dict(re.findall(r"^(\S+ \S+): (\d+) checks$", emulator_run.stdout, re.MULTILINE))
+    for dtype in ("float", "half", "bfloat16"):
+        assert int(counts.get(f"{case.name} {dtype}", 0)) > 0, (
+            f"tests/cuda_emulator/run_kernels.cpp checks no {case.name} kernel in {dtype}: add its"
+            f" cases there (each check named '{case.name} ...')")
 
 
 DIVERGENT = r"""

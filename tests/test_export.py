@@ -4,30 +4,36 @@ from __future__ import annotations
 
 import pytest
 import torch
-from op_cases import pair_batch, random_lengths
+from op_cases import OP_CASES, random_lengths
 from torch.export import Dim, export
 
-from dynbatch_ext import ops
 from dynbatch_ext.nn import ESIM
 
 B, LA, LB = Dim("B"), Dim("La"), Dim("Lb")
 
 
-class PooledAlignment(torch.nn.Module):
-    def forward(self, a, b, len_a, len_b):
-        a_tilde, b_tilde = ops.soft_align(a, b, len_a, len_b)
-        return ops.masked_pool(a_tilde, len_a), ops.masked_pool(b_tilde, len_b)
+class Op(torch.nn.Module):
+    def __init__(self, op):
+        super().__init__()
+        self.op = op
+
+    def forward(self, *args):
+        return self.op(*args)
 
 
-def test_ops_export_with_dynamic_batch_and_lengths():
-    module = PooledAlignment()
-    example = pair_batch(random_lengths(5, 6, 4, seed=1), dim=8, dtype=torch.float32)
-    program = export(module, tuple(example), dynamic_shapes=({0: B, 1: LA}, {0: B, 1: LB}, {0: B}, {0: B}))
-    targets = {str(node.target) for node in program.graph.nodes}
-    assert {"dynbatch_ext.soft_align.default", "dynbatch_ext.masked_pool.default"} <= targets
-    other = pair_batch(random_lengths(9, 13, 2, seed=2), dim=8, dtype=torch.float32)
-    for got, want in zip(program.module()(*other), module(*other)):
-        torch.testing.assert_close(got, want, rtol=0, atol=0)
+@pytest.mark.parametrize("case", OP_CASES)
+def test_op_exports_with_dynamic_batch_and_lengths(case):
+    example = case.sample(random_lengths(5, 6, 4, seed=1), dim=8, dtype=torch.float32)
+    # A batch dimension shared by every argument; a length dimension of its own per sequence.
+    dynamic = tuple({0: B, 1: Dim(f"L{k}")} if t.is_floating_point() else {0: B}
+                    for k, t in enumerate(example))  # fmt: skip
+    module = Op(case.op)
+    program = export(module, tuple(example), dynamic_shapes=(dynamic,))
+    assert f"dynbatch_ext.{case.name}.default" in {str(node.target) for node in program.graph.nodes}
+    other = case.sample(random_lengths(9, 13, 2, seed=2), dim=8, dtype=torch.float32)
+    got, want = program.module()(*other), module(*other)
+    for g, w in zip(*(o if isinstance(o, tuple) else (o,) for o in (got, want))):
+        torch.testing.assert_close(g, w, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("lstm", ["auto", "flipped", "padded"])

@@ -3,11 +3,13 @@
 // bfloat16, on ragged batches with empty texts, lengths past a 32-wide tile, d = 600, and NaN in
 // every padded position (which the kernels must never read); soft_align with each pair's matrices
 // in shared memory and in the global workspace, and with pairs split over many blocks. Prints
-// "<n> checks, <k> failures".
+// "<op> <type>: <n> checks" per op and storage type (the test asks for every op of the table
+// that has a .cu file), then "<n> checks, <k> failures".
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -26,6 +28,7 @@ using dynbatch::SoftAlignForwardParams;
 using Vec = std::vector<double>;
 
 int checks = 0, failures = 0;
+std::map<std::string, int> checks_by_op;  // "<op> <type>": the op is the first word of a check
 int split_runs = 0;  // soft_align forwards that took the split path (more than one launch)
 
 // The kernels' own conversions of the storage types (round to nearest, ties to even).
@@ -42,6 +45,12 @@ template <> double tolerance<float>() { return 2e-5; }
 template <> double tolerance<__half>() { return 4e-3; }
 template <> double tolerance<__nv_bfloat16>() { return 3e-2; }
 
+template <typename T>
+void count_check(const std::string& what) {
+  ++checks;
+  ++checks_by_op[what.substr(0, what.find(' ')) + " " + name_of<T>()];
+}
+
 // Valid entries (rows below len) close to the reference; padded rows exactly 0 (when `zeros`).
 template <typename T>
 void expect(const std::string& what, const std::vector<T>& got, const Vec& want,
@@ -57,7 +66,7 @@ void expect(const std::string& what, const std::vector<T>& got, const Vec& want,
         if (i < len[n]) worst = std::max(worst, std::isfinite(g) ? std::fabs(g - want[at]) : INFINITY);
         else if (zeros && g != 0.0) padding_ok = false;
       }
-  ++checks;
+  count_check<T>(what);
   if (worst > tolerance<T>() * scale || !padding_ok) {
     ++failures;
     std::printf("FAIL %s (%s): max error %.3g of scale %.3g, padded rows zero: %s\n", what.c_str(),
@@ -68,7 +77,7 @@ void expect(const std::string& what, const std::vector<T>& got, const Vec& want,
 // Every entry bit for bit as `want` (two runs of the same float arithmetic).
 template <typename T>
 void expect_same_bits(const std::string& what, const std::vector<T>& got, const std::vector<T>& want) {
-  ++checks;
+  count_check<T>(what);
   if (got.size() == want.size() && std::memcmp(got.data(), want.data(), got.size() * sizeof(T)) == 0) return;
   ++failures;
   std::printf("FAIL %s (%s): not the same bits\n", what.c_str(), name_of<T>());
@@ -294,6 +303,7 @@ int main() {
   check_all<float>(rng);
   check_all<__half>(rng);
   check_all<__nv_bfloat16>(rng);
+  for (const auto& [op_and_type, n] : checks_by_op) std::printf("%s: %d checks\n", op_and_type.c_str(), n);
   std::printf("%d soft_align runs split\n", split_runs);
   std::printf("%d checks, %d failures\n", checks, failures);
   return failures == 0 ? 0 : 1;
