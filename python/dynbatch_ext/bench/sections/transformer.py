@@ -277,7 +277,7 @@ def run(context: RunContext, seed: int = 0) -> dict:
     plot = _plot(summaries, data.source, out_dir / "transformer.png")
     return {
         "data": data.source, "train_reviews": len(training), "held_out_reviews": len(held_out),
-        "seed_loader_controller": controller, "vocab_size": tokenizer.vocab_size,
+        "seed_experiment_loader_controller": controller, "vocab_size": tokenizer.vocab_size,
         "model": {k: size[k] for k in ("hidden", "layers", "heads", "max_tokens")},
         "epochs": size["epochs"], "budget": budget, "learning_rate": LEARNING_RATE,
         "train_lengths": {"median": float(np.median(lengths)), "max": int(lengths.max()),
