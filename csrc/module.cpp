@@ -145,12 +145,19 @@ py::dict plan_epoch_steps(const Int64Array& lengths, const py::handle& options,
   return out;
 }
 
+StreamOptions to_stream_options(const py::handle& options, uint64_t epoch, int64_t buffer_size,
+                                double keep_below, const py::handle& steps) {
+  StreamOptions out{to_plan_options(options, epoch), buffer_size, keep_below};
+  if (!steps.is_none()) out.steps = to_step_options(steps);
+  return out;
+}
+
 // The streaming batcher for dynbatch_ext.batching.stream, which checks the options first.
 class PyStreamBatcher {
  public:
   PyStreamBatcher(int num_fields, const py::handle& options, uint64_t epoch, int64_t buffer_size,
-                  double keep_below)
-      : batcher_(num_fields, StreamOptions{to_plan_options(options, epoch), buffer_size, keep_below}),
+                  double keep_below, const py::handle& steps)
+      : batcher_(num_fields, to_stream_options(options, epoch, buffer_size, keep_below, steps)),
         num_fields_(num_fields) {}
 
   void push(const Int64Array& ids, const Int64Array& lengths) {
@@ -178,6 +185,7 @@ class PyStreamBatcher {
     out["offsets"] = to_numpy(std::move(batches.offsets));
     out["costs"] = to_numpy(std::move(batches.costs));
     out["skipped"] = to_numpy(std::move(batches.skipped));
+    out["step_offsets"] = to_numpy(std::move(batches.step_offsets));
     return out;
   }
 
@@ -237,8 +245,9 @@ PYBIND11_MODULE(_C, m) {
       "The epoch's random order of samples that random and pooled steps are cut from.");
   py::class_<PyStreamBatcher>(m, "StreamBatcher",
                               "Budgeted batches from a stream; see dynbatch_ext.batching.stream.")
-      .def(py::init<int, const py::handle&, uint64_t, int64_t, double>(), py::arg("num_fields"),
-           py::arg("options"), py::arg("epoch"), py::arg("buffer_size"), py::arg("keep_below"))
+      .def(py::init<int, const py::handle&, uint64_t, int64_t, double, const py::handle&>(),
+           py::arg("num_fields"), py::arg("options"), py::arg("epoch"), py::arg("buffer_size"),
+           py::arg("keep_below"), py::arg("steps") = py::none())
       .def("push", &PyStreamBatcher::push, py::arg("ids"), py::arg("lengths"))
       .def("finish", &PyStreamBatcher::finish)
       .def("take", &PyStreamBatcher::take)

@@ -15,25 +15,6 @@
 namespace dynbatch {
 namespace {
 
-void validate_steps(const PlanOptions& options, const EpochStepOptions& steps) {
-  if (!(steps.target > 0.0) || !std::isfinite(steps.target))
-    throw std::invalid_argument("step target must be a positive finite number, got " +
-                                std::to_string(steps.target));
-  if (steps.max_micro_batches < 0)
-    throw std::invalid_argument("max_micro_batches must be >= 0 (0: no limit)");
-  if (steps.pool_steps < 1)
-    throw std::invalid_argument("pool_steps must be at least 1, got " +
-                                std::to_string(steps.pool_steps));
-  if (steps.composition == Composition::kSorted) return;
-  if (steps.max_micro_batches > 0)
-    throw std::invalid_argument(
-        "max_micro_batches applies to sorted steps only: a random or pooled step holds the "
-        "samples the random order gives it, in as many micro-batches as the budget needs");
-  if (options.drop_last)
-    throw std::invalid_argument(
-        "drop_last applies to sorted steps only: random and pooled steps give every replica its "
-        "share of every step, so no batch is left over");
-}
 
 double sample_weight(const LengthsView& lengths, int64_t i, StepUnit unit) {
   if (unit == StepUnit::kSamples) return 1.0;
@@ -308,11 +289,31 @@ std::vector<int64_t> epoch_order(int64_t count, const PlanOptions& options) {
   return order;
 }
 
+void validate_step_options(const PlanOptions& options, const EpochStepOptions& steps) {
+  if (!(steps.target > 0.0) || !std::isfinite(steps.target))
+    throw std::invalid_argument("step target must be a positive finite number, got " +
+                                std::to_string(steps.target));
+  if (steps.max_micro_batches < 0)
+    throw std::invalid_argument("max_micro_batches must be >= 0 (0: no limit)");
+  if (steps.pool_steps < 1)
+    throw std::invalid_argument("pool_steps must be at least 1, got " +
+                                std::to_string(steps.pool_steps));
+  if (steps.composition == Composition::kSorted) return;
+  if (steps.max_micro_batches > 0)
+    throw std::invalid_argument(
+        "max_micro_batches applies to sorted steps only: a random or pooled step holds the "
+        "samples the random order gives it, in as many micro-batches as the budget needs");
+  if (options.drop_last)
+    throw std::invalid_argument(
+        "drop_last applies to sorted steps only: random and pooled steps give every replica its "
+        "share of every step, so no batch is left over");
+}
+
 EpochPlan plan_epoch(const LengthsView& lengths, const PlanOptions& options,
                      const EpochStepOptions& steps) {
   validate_lengths(lengths);
   validate_options(options);
-  validate_steps(options, steps);
+  validate_step_options(options, steps);
   if (steps.composition == Composition::kSorted) return plan_sorted(lengths, options, steps);
   return plan_pooled(lengths, options, steps);
 }

@@ -50,6 +50,9 @@ struct EpochPlan {
 EpochPlan plan_epoch(const LengthsView& lengths, const PlanOptions& options,
                      const EpochStepOptions& steps);
 
+// plan_epoch's checks of the step options alone (std::invalid_argument naming the problem).
+void validate_step_options(const PlanOptions& options, const EpochStepOptions& steps);
+
 // The epoch's random order of `count` samples that kPooled and kRandom cut into steps (the
 // identity without shuffle): a fixed-size batch sampler over it gives kRandom's step sets.
 std::vector<int64_t> epoch_order(int64_t count, const PlanOptions& options);

@@ -12,12 +12,22 @@
 // Memory is bounded by the buffer, whatever the stream's length. Every sample admitted is in
 // exactly one emitted batch; the batches of one fill come out in random order (of the seed, the
 // epoch and the fill's number), so the same stream and settings give the same batches.
+//
+// In steps (options.steps set), each fill is planned as plan_epoch plans an epoch, so the buffer
+// is the epoch: with "pooled" each step holds a random mix of the fill's lengths (the fill is the
+// pool, or is cut into pools of pool_steps steps), with "random" each step is a random set of
+// the fill's samples, with "sorted" the fill is sorted and its micro-batches dealt into steps.
+// Whole steps are emitted. Nothing waits but, with random or pooled steps (which count samples
+// here), the fill's samples past its last whole step in its random order: fewer than a step,
+// they join the next fill (at the end of the stream, a smaller step of their own).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "batch_plan.hpp"
+#include "epoch_plan.hpp"
 
 namespace dynbatch {
 
@@ -25,6 +35,7 @@ struct StreamOptions {
   PlanOptions plan;  // num_replicas 1: a stream is split between its readers before batching
   int64_t buffer_size = 10000;
   double keep_below = 0.5;  // an emitted batch fills at least this share of budget or size
+  std::optional<EpochStepOptions> steps;  // set: emit whole optimizer steps (see above)
 };
 
 // Emitted batches: batch b holds ids[offsets[b] : offsets[b + 1]] and costs costs[b].
@@ -33,6 +44,7 @@ struct StreamBatches {
   std::vector<int64_t> offsets{0};
   std::vector<double> costs;
   std::vector<int64_t> skipped;  // ids left out as oversize (oversize = skip)
+  std::vector<int64_t> step_offsets{0};  // in steps: step s holds batches [s] .. [s + 1]
 };
 
 // What a batcher holds between two pushes: enough to continue exactly where it stopped.
@@ -66,7 +78,12 @@ class StreamBatcher {
   void restore(StreamState state);
 
  private:
+  PlanOptions fill_options() const;
   void plan_buffer(bool final);
+  void plan_buffer_in_steps(bool final);
+  // Batch b of a plan of the buffer (or, with `positions`, of the buffer samples it names).
+  void emit_batch(const BatchPlan& plan, int64_t b, const int64_t* positions = nullptr);
+  void keep(StreamState& kept, int64_t i) const;        // buffer sample i waits in `kept`
 
   int num_fields_;
   StreamOptions options_;

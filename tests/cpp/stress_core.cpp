@@ -5,7 +5,9 @@
 // counts; and describe_batches must refuse indices outside the data instead of reading them.
 // The streaming batcher gets the same inputs in random chunks and buffer sizes, with a state saved
 // and restored into a new batcher midway: every sample in exactly one batch (or skipped), every
-// multi-sample batch within budget and max size, never more than the buffer held. The epoch's
+// multi-sample batch within budget and max size, never more than the buffer held; in steps, whole
+// steps covering every batch taken, random steps of exactly the target and fills of whole steps but at
+// the end. The epoch's
 // plan in optimizer steps (plan_epoch), for every composition: the same coverage and budget, whole
 // rounds in every step, and random steps that hold exactly the epoch order's consecutive runs.
 #include <algorithm>
@@ -107,15 +109,41 @@ void check_stream(int iteration, const LengthsView& lengths, PlanOptions options
                   SplitMix64& rng) {
   options.num_replicas = 1;
   options.drop_last = false;
-  const StreamOptions settings{options, pick<int64_t>(rng, {1, 2, 7, 64, 100000}),
-                               pick<double>(rng, {0.0, 0.5, 1.0})};
+  StreamOptions settings{options, pick<int64_t>(rng, {1, 2, 7, 64, 100000}),
+                         pick<double>(rng, {0.0, 0.5, 1.0})};
+  if (rng.below(2) == 0) {
+    EpochStepOptions steps;
+    steps.composition = pick(rng, {Composition::kSorted, Composition::kPooled, Composition::kRandom});
+    // (a stream's random and pooled steps count samples; tokens are refused, with a message)
+    steps.unit = steps.composition == Composition::kSorted ? pick(rng, {StepUnit::kSamples, StepUnit::kTokens})
+                                                           : StepUnit::kSamples;
+    steps.target = pick<double>(rng, {1.0, 3.0, 20.0, 2.5, 1e6});
+    steps.pool_steps = pick<int64_t>(rng, {1, 2, 8});
+    settings.steps = steps;
+  }
+  const bool exact_steps = settings.steps && settings.steps->composition == Composition::kRandom &&
+                           settings.steps->target == 20.0;
+  const bool whole_steps = settings.steps && settings.steps->composition != Composition::kSorted;
   const int fields = lengths.num_fields;
   std::vector<int64_t> ids(lengths.num_samples);
   for (int64_t i = 0; i < lengths.num_samples; ++i) ids[i] = 1000 + i;  // ids need not be positions
   StreamBatcher batcher(fields, settings);
   StreamBatches out;
-  auto collect = [&](StreamBatcher& from) {
+  auto collect = [&](StreamBatcher& from, bool at_end) {
     StreamBatches taken = from.take();
+    const int64_t batches = static_cast<int64_t>(taken.costs.size());
+    if (settings.steps && taken.step_offsets.back() != batches)
+      fail(iteration, "a stream's steps do not cover its batches");
+    if (!settings.steps && taken.step_offsets.size() != 1) fail(iteration, "steps outside step mode");
+    for (size_t s = 0; s + 1 < taken.step_offsets.size(); ++s) {
+      const int64_t first = taken.step_offsets[s], last = taken.step_offsets[s + 1];
+      if (last <= first) fail(iteration, "an empty step in a stream");
+      const int64_t samples = taken.offsets[last] - taken.offsets[first];
+      if (exact_steps && !at_end && samples != 20) fail(iteration, "a random step is not 20 samples");
+    }
+    // Random or pooled fills emit whole steps only: a multiple of 20 samples for steps of 20.
+    if (whole_steps && !at_end && settings.steps->target == 20.0 && taken.ids.size() % 20 != 0)
+      fail(iteration, "a fill emitted a partial step");
     for (size_t b = 0; b + 1 < taken.offsets.size(); ++b) {
       out.costs.push_back(taken.costs[b]);
       out.ids.insert(out.ids.end(), taken.ids.begin() + taken.offsets[b],
@@ -130,7 +158,7 @@ void check_stream(int iteration, const LengthsView& lengths, PlanOptions options
     const int64_t count = std::min<int64_t>(lengths.num_samples - start, 1 + rng.below(40));
     batcher.push(ids.data() + start, lengths.data + start * fields, count);
     start += count;
-    collect(batcher);
+    collect(batcher, false);
     if (batcher.buffered() >= settings.buffer_size) fail(iteration, "the stream's buffer overflowed");
     if (!restored && start >= restore_at) {  // continue in a new batcher from the saved state
       StreamBatcher resumed(fields, settings);
@@ -140,7 +168,7 @@ void check_stream(int iteration, const LengthsView& lengths, PlanOptions options
     }
   }
   batcher.finish();
-  collect(batcher);
+  collect(batcher, true);
   std::vector<int> seen(lengths.num_samples, 0);
   for (int64_t id : out.ids) ++seen.at(id - 1000);
   for (int64_t id : out.skipped) ++seen.at(id - 1000);

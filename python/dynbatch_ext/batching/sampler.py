@@ -11,7 +11,7 @@ from .options import plan_options
 from .plan import Plan, make_plan, warn_left_out
 from .resumable import ResumableBatchSampler
 from .stats import PaddingStats, padding_stats
-from .steps import DEFAULT_COMPOSITION, DEFAULT_POOL_STEPS, StepOptions
+from .steps import DEFAULT_COMPOSITION, DEFAULT_POOL_STEPS, step_options
 
 
 class BucketBatchSampler(ResumableBatchSampler):
@@ -51,15 +51,8 @@ class BucketBatchSampler(ResumableBatchSampler):
         self.lengths = as_lengths(lengths)
         self.num_replicas, self.rank = replicas_and_rank(num_replicas, rank)
         self.options = plan_options(budget, {**options, "num_replicas": self.num_replicas})
-        self.step_options = None
-        if step_target is None and (max_micro_batches is not None or step_unit != "samples"
-                                    or composition != DEFAULT_COMPOSITION
-                                    or pool_steps != DEFAULT_POOL_STEPS):  # fmt: skip
-            raise ValueError("step_unit, max_micro_batches, composition and pool_steps shape "
-                             "optimizer steps: pass step_target=... for step mode")  # fmt: skip
-        if step_target is not None:
-            self.step_options = StepOptions(step_target, step_unit, max_micro_batches,
-                                            composition, pool_steps)  # fmt: skip
+        self.step_options = step_options(step_target, step_unit, max_micro_batches, composition,
+                                         pool_steps)  # fmt: skip
         super().__init__()
         self._cached: tuple[int, Plan] | None = None
         self._lengths_digest: str | None = None

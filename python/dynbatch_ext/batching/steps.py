@@ -72,6 +72,20 @@ class StepOptions:
                 )
 
 
+def step_options(step_target: float | None, step_unit: str = "samples",
+                 max_micro_batches: int | None = None, composition: str = DEFAULT_COMPOSITION,
+                 pool_steps: int = DEFAULT_POOL_STEPS) -> StepOptions | None:  # fmt: skip
+    """The StepOptions of the step keywords that the sampler and the stream take, or None
+    without `step_target` (then the other step keywords must keep their defaults)."""
+    if step_target is None:
+        if (max_micro_batches is not None or step_unit != "samples"
+                or composition != DEFAULT_COMPOSITION or pool_steps != DEFAULT_POOL_STEPS):  # fmt: skip
+            raise ValueError("step_unit, max_micro_batches, composition and pool_steps shape "
+                             "optimizer steps: pass step_target=... for step mode")  # fmt: skip
+        return None
+    return StepOptions(step_target, step_unit, max_micro_batches, composition, pool_steps)
+
+
 @dataclasses.dataclass(frozen=True)
 class StepPlan:
     """One rank's optimizer steps for an epoch: `steps[s]` is the list of micro-batches (int64

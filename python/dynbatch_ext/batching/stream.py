@@ -15,6 +15,14 @@ planned and emitted. So:
 - the batches of one fill come out in random order, drawn from the seed, the epoch and the
   fill's number: the same stream and settings give the same batches.
 
+In steps (`step_target=...`, with `composition` and the other step keywords of
+BucketBatchSampler), each fill is planned as plan_steps plans an epoch and whole optimizer steps
+come out, each a list of micro-batches: the buffer is the pool of "pooled" steps (each step a
+random mix of the fill's lengths), "random" steps are random sets of the fill's samples, "sorted"
+steps are the fill's micro-batches dealt by weight. Random and pooled steps count samples; the
+fill's samples past its last whole step wait for the next fill, so that every step but the
+stream's last holds `step_target` ("random") or about it ("pooled").
+
 `StreamBucketer` is the resumable form over samples (state_dict / load_state_dict; bucket_stream
 uses it, stream_batches drives the core directly over lengths alone), and
 `BucketingIterableDataset` (stream_dataset.py) the DataLoader form, split over ranks and workers.
@@ -23,6 +31,7 @@ A bucketer's state names the stream it was read from by a digest of the lengths 
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import numbers
 import warnings
@@ -34,6 +43,7 @@ from tqdm.auto import tqdm
 from .. import _C
 from .checks import check_int, settings_differences
 from .options import PlanOptions, plan_options
+from .steps import DEFAULT_COMPOSITION, DEFAULT_POOL_STEPS, StepOptions, step_options
 
 DEFAULT_BUFFER_SIZE = 10_000
 # A planned batch under this share of the budget (and of max_batch_size) waits for one more fill.
@@ -64,13 +74,23 @@ class LengthsDigest:
         self.count += len(lengths)
 
 
-def _stream_core(options: PlanOptions, pairs: bool, buffer_size: int, epoch: int):
+def _stream_core(options: PlanOptions, pairs: bool, buffer_size: int, epoch: int,
+                 steps: StepOptions | None):  # fmt: skip
     """The C++ batcher of a stream, once the options allow one."""
     if options.num_replicas != 1 or options.drop_last:
         raise ValueError("a stream is split between ranks and workers by how it is read (see "
                          "BucketingIterableDataset), not by the plan: leave num_replicas and "
                          "drop_last out")  # fmt: skip
-    return _C.StreamBatcher(2 if pairs else 1, options, epoch, buffer_size, KEEP_BELOW)
+    return _C.StreamBatcher(2 if pairs else 1, options, epoch, buffer_size, KEEP_BELOW, steps)
+
+
+def _split_taken(taken: dict, steps: bool) -> list:
+    """The batches a take() emitted, as index arrays, or in steps as lists of them."""
+    batches = np.split(taken["ids"], taken["offsets"][1:-1]) if len(taken["costs"]) else []
+    if not steps:
+        return batches
+    bounds = taken["step_offsets"].tolist()
+    return [batches[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 class StreamBucketer:
@@ -82,22 +102,30 @@ class StreamBucketer:
         pairs: samples have two lengths (premise, hypothesis) instead of one.
         buffer_size: the most samples held at once.
         epoch: another epoch of the same stream gives other batches.
+        step_target, step_unit, max_micro_batches, composition, pool_steps: optimizer steps
+            instead of batches, as for BucketBatchSampler (see the module's docstring).
 
     `feed(samples, lengths)` takes samples and their lengths (`feed_measured(samples, length)`
     measures them with a length function first); `batches()` returns the batches
-    ready so far, each a list of samples; `finish()` ends the stream. Samples are held as given
-    (an id, a dict of token ids, anything); only the lengths go to the core.
+    ready so far, each a list of samples (`steps()` the steps, each a list of batches, in step
+    mode); `finish()` ends the stream. Samples are held as given (an id, a dict of token ids,
+    anything); only the lengths go to the core.
     """
 
     def __init__(self, budget, *, pairs: bool = False, buffer_size: int = DEFAULT_BUFFER_SIZE,
-                 epoch: int = 0, **options):  # fmt: skip
+                 epoch: int = 0, step_target: float | None = None, step_unit: str = "samples",
+                 max_micro_batches: int | None = None, composition: str = DEFAULT_COMPOSITION,
+                 pool_steps: int = DEFAULT_POOL_STEPS, **options):  # fmt: skip
         self.options = plan_options(budget, options)
+        self.step_options = step_options(step_target, step_unit, max_micro_batches, composition,
+                                         pool_steps)  # fmt: skip
         self.pairs = bool(pairs)
         self.buffer_size = check_int("buffer_size", buffer_size, 1)
         self.epoch = check_int("epoch", epoch, 0)
-        self._core = _stream_core(self.options, self.pairs, self.buffer_size, self.epoch)
+        self._core = _stream_core(self.options, self.pairs, self.buffer_size, self.epoch,
+                                  self.step_options)  # fmt: skip
         self._held: dict[int, Any] = {}  # stream position -> sample, while in the buffer
-        self._ready: list[list] = []
+        self._ready: list[list] = []  # batches, or steps (lists of batches) in step mode
         self.samples_read = 0  # samples fed so far: the stream position
         self.skipped = 0  # samples left out as oversize (oversize="skip")
         self.digest = LengthsDigest()  # of the lengths fed so far
@@ -132,12 +160,33 @@ class StreamBucketer:
 
     def batches(self) -> list[list]:
         """The batches ready since the last call, in the order to train them."""
+        self._check_mode(steps=False)
         ready, self._ready = self._ready, []
         return ready
 
     def pop_batch(self) -> list | None:
         """The next ready batch (None if none is): the others stay in the state."""
+        self._check_mode(steps=False)
         return self._ready.pop(0) if self._ready else None
+
+    def steps(self) -> list[list[list]]:
+        """Step mode: the optimizer steps ready since the last call, each a list of batches."""
+        self._check_mode(steps=True)
+        ready, self._ready = self._ready, []
+        return ready
+
+    def pop_step(self) -> list[list] | None:
+        """Step mode: the next ready step (None if none is): the others stay in the state."""
+        self._check_mode(steps=True)
+        return self._ready.pop(0) if self._ready else None
+
+    def _check_mode(self, steps: bool) -> None:
+        if steps and self.step_options is None:
+            raise ValueError("this bucketer makes batches: use batches() / pop_batch(), or pass "
+                             "step_target=... for optimizer steps")  # fmt: skip
+        if not steps and self.step_options is not None:
+            raise ValueError("this bucketer makes optimizer steps (step_target is set): use "
+                             "steps() / pop_step()")  # fmt: skip
 
     @property
     def buffered(self) -> int:
@@ -179,13 +228,19 @@ class StreamBucketer:
     def _settings(self) -> dict:
         options = {k: v for k, v in vars(self.options).items() if k != "cost"}
         options["cost"] = tuple(self.options.cost.coefficients)
-        return dict(options, pairs=self.pairs, buffer_size=self.buffer_size, epoch=self.epoch)
+        steps = None if self.step_options is None else dataclasses.asdict(self.step_options)
+        return dict(options, pairs=self.pairs, buffer_size=self.buffer_size, epoch=self.epoch,
+                    steps=steps)  # fmt: skip
 
     def _collect(self) -> None:
         out = self._core.take()
-        ids, offsets = out["ids"], out["offsets"]
-        for begin, end in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
-            self._ready.append([self._held.pop(i) for i in ids[begin:end].tolist()])
+        in_steps = self.step_options is not None
+
+        def samples(batch: np.ndarray) -> list:
+            return [self._held.pop(i) for i in batch.tolist()]
+
+        for item in _split_taken(out, in_steps):
+            self._ready.append([samples(b) for b in item] if in_steps else samples(item))
         for position in out["skipped"].tolist():
             del self._held[position]
             self.skipped += 1
@@ -232,7 +287,8 @@ def _measure(length: Callable[[Any], Any], sample, position: int, pairs: bool):
 def bucket_stream(samples: Iterable, length: Callable[[Any], Any], budget, *,
                   pairs: bool = False, buffer_size: int = DEFAULT_BUFFER_SIZE, epoch: int = 0,
                   progress: bool = False, **options) -> Iterator[list]:  # fmt: skip
-    """Batches (lists of samples) of `samples`, read once, in a bounded buffer.
+    """Batches (lists of samples) of `samples`, read once, in a bounded buffer; with
+    `step_target=...`, optimizer steps (lists of batches).
 
     `length(sample)` gives a sample's length (an int; for `pairs=True`, two). `progress` shows
     a bar of the samples read (of how many, where `samples` has a length). The other arguments
@@ -240,17 +296,18 @@ def bucket_stream(samples: Iterable, length: Callable[[Any], Any], budget, *,
     stream), on a sample over budget (oversize="error"), and on an empty stream.
     """
     bucketer = StreamBucketer(budget, pairs=pairs, buffer_size=buffer_size, epoch=epoch, **options)
+    ready = bucketer.batches if bucketer.step_options is None else bucketer.steps
     if progress:
         total = len(samples) if hasattr(samples, "__len__") else None
         samples = tqdm(samples, total=total, unit="sample", desc="bucket_stream", leave=False)
     iterator = iter(samples)
     while chunk := list(itertools.islice(iterator, CHUNK)):
         bucketer.feed_measured(chunk, length)
-        yield from bucketer.batches()
+        yield from ready()
     if bucketer.samples_read == 0:
         raise ValueError("the stream is empty: there is nothing to batch")
     bucketer.finish()
-    yield from bucketer.batches()
+    yield from ready()
     _warn_left_out(bucketer.skipped)
 
 
@@ -262,12 +319,16 @@ def _warn_left_out(count: int) -> None:
 
 def stream_batches(length_chunks: Iterable, budget, *, pairs: bool = False,
                    buffer_size: int = DEFAULT_BUFFER_SIZE, epoch: int = 0,
-                   **options) -> Iterator[np.ndarray]:  # fmt: skip
+                   step_target: float | None = None, step_unit: str = "samples",
+                   max_micro_batches: int | None = None, composition: str = DEFAULT_COMPOSITION,
+                   pool_steps: int = DEFAULT_POOL_STEPS, **options) -> Iterator:  # fmt: skip
     """Batches of a stream of lengths, as int64 arrays of stream positions (0, 1, ... in the
-    order the lengths arrive). `length_chunks` yields arrays of lengths ((n,), or (n, 2) with
+    order the lengths arrive); with `step_target=...`, optimizer steps (lists of such arrays),
+    as StreamBucketer makes them. `length_chunks` yields arrays of lengths ((n,), or (n, 2) with
     `pairs=True`); nothing but the buffer is held, so the stream may be of any length."""
+    steps = step_options(step_target, step_unit, max_micro_batches, composition, pool_steps)
     core = _stream_core(plan_options(budget, options), pairs, check_int("buffer_size", buffer_size, 1),
-                        check_int("epoch", epoch, 0))  # fmt: skip
+                        check_int("epoch", epoch, 0), steps)  # fmt: skip
     position, skipped = 0, 0
     for chunk in length_chunks:
         count = len(chunk)
@@ -276,13 +337,9 @@ def stream_batches(length_chunks: Iterable, budget, *, pairs: bool = False,
         position += count
         taken = core.take()
         skipped += len(taken["skipped"])
-        yield from _split(taken)
+        yield from _split_taken(taken, steps is not None)
     if position == 0:
         raise ValueError("the stream is empty: there is nothing to batch")
     core.finish()
-    yield from _split(core.take())
+    yield from _split_taken(core.take(), steps is not None)
     _warn_left_out(skipped)
-
-
-def _split(taken: dict) -> list[np.ndarray]:
-    return np.split(taken["ids"], taken["offsets"][1:-1]) if len(taken["costs"]) else []

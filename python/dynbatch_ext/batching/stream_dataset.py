@@ -45,14 +45,17 @@ def _is_hf_iterable_dataset(source) -> bool:
 
 class BucketingIterableDataset(torch.utils.data.IterableDataset):
     """Budgeted batches of a stream: each item is one batch (a list of samples, or what
-    `collate_fn` makes of it). Use with `DataLoader(dataset, batch_size=None)`.
+    `collate_fn` makes of it); with `step_target=...`, one optimizer step (a list of its
+    micro-batches, each collated). Use with `DataLoader(dataset, batch_size=None)`.
 
     Args:
         source: an iterable of samples, iterated afresh each epoch (a list, an HF streaming
             dataset, an object whose __iter__ reads a file), when `shards` is None.
         length: `length(sample)` -> its length (an int; two for `pairs=True`).
         budget, **options: as for `plan_batches` (cost, pad_multiple, max_batch_size, oversize,
-            shuffle, seed, padding_noise, batch_overhead).
+            shuffle, seed, padding_noise, batch_overhead), and for optimizer steps the step
+            keywords of StreamBucketer (step_target, composition, ...), a reader's steps made
+            from its own buffer.
         shards, read_shard: a list of shards and `read_shard(shard)` -> an iterable of its
             samples; the shards are dealt to the readers.
         buffer_size: samples each reader holds at most.
@@ -183,10 +186,13 @@ class BucketingIterableDataset(torch.utils.data.IterableDataset):
         yield from self._drain(bucketer)
 
     def _drain(self, bucketer: StreamBucketer):
-        # A batch stays in the bucketer until it is yielded, so that a state taken between two
-        # items holds exactly the batches not yet yielded.
-        while (batch := bucketer.pop_batch()) is not None:
-            yield self.collate_fn(batch) if self.collate_fn is not None else batch
+        # An item stays in the bucketer until it is yielded, so that a state taken between two
+        # items holds exactly the items not yet yielded.
+        in_steps = bucketer.step_options is not None
+        pop = bucketer.pop_step if in_steps else bucketer.pop_batch
+        collate = self.collate_fn if self.collate_fn is not None else (lambda batch: batch)
+        while (item := pop()) is not None:
+            yield [collate(batch) for batch in item] if in_steps else collate(item)
 
     def state_dict(self) -> dict:
         if not self._position:
