@@ -171,3 +171,14 @@ def test_stateful_dataloader_resumes_a_stream_of_steps_over_epochs(workers):
         resumed = loader(epoch)
         resumed.load_state_dict(state)
         assert taken + as_lists(resumed) == epochs[epoch]
+
+
+def test_two_ranks_under_torchrun_train_steps_until_both_end_with_every_sample_once(tmp_path):
+    from two_ranks import run_two_ranks
+
+    ranks = run_two_ranks("stream_ddp.py", tmp_path, "steps")
+    seen = sorted(s for r in ranks for b in r["batches"] for s in b)
+    assert seen == list(range(2000))
+    # each rank reads 1,000 samples: 50 steps of 20 each, however many micro-batches they take
+    assert [r["steps"] for r in ranks] == [50, 50] and [r["dummies"] for r in ranks] == [0, 0]
+    assert len(ranks[0]["batches"]) > len(ranks[1]["batches"])  # rank 0 has the long samples

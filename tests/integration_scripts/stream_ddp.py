@@ -1,6 +1,8 @@
 """Run under torchrun (2 ranks, gloo, CPU) by tests/test_stream_dataset.py: each rank streams its
 part through BucketingIterableDataset with 2 workers, and trains a DDP model on its batches until
-every rank has ended (dummy steps on the rank that ends first). Writes what each rank trained."""
+every rank has ended (dummy steps on the rank that ends first); with a second argument "steps",
+on optimizer steps of 20 samples (accumulate_step over each step's micro-batches). Writes what
+each rank trained, a batch per micro-batch."""
 import json
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from dynbatch_ext import micro_batch_weights
+from dynbatch_ext.batching.loss_weights import accumulate_step
 from dynbatch_ext.batching.rank_steps import until_every_rank_ends
 from dynbatch_ext.batching.stream_dataset import BucketingIterableDataset
 
@@ -24,13 +27,31 @@ def length_of(sample):
 
 dist.init_process_group("gloo")
 out = Path(sys.argv[1])
-data = BucketingIterableDataset(list(range(len(LENGTHS))), length_of, 8 * 300**2, buffer_size=300)
+in_steps = sys.argv[2:] == ["steps"]
+data = BucketingIterableDataset(list(range(len(LENGTHS))), length_of, 8 * 300**2, buffer_size=300,
+                                **(dict(step_target=20) if in_steps else {}))  # fmt: skip
 loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2)
 torch.manual_seed(0)
 model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(1, 1))
 optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-trained, dummies = [], 0
-for batch in until_every_rank_ends(loader):
+trained, dummies, steps = [], 0, 0
+
+
+def inputs_of(batch):
+    return torch.tensor(LENGTHS[batch], dtype=torch.float32)[:, None]
+
+
+for item in until_every_rank_ends(loader) if in_steps else ():
+    step = [[0]] if item is None else item  # a dummy step: one micro-batch of weight 0
+    counts = [0] if item is None else [len(b) for b in step]
+    dummies += item is None
+    steps += 1
+    trained += [] if item is None else [[int(s) for s in b] for b in step]
+    optimizer.zero_grad()
+    accumulate_step(step, counts, lambda b: model(inputs_of(b)).mean(), torch.Tensor.backward,
+                    model.no_sync)  # fmt: skip
+    optimizer.step()
+for batch in () if in_steps else until_every_rank_ends(loader):
     if batch is None:  # this rank has ended: a zero-weight step keeps the all-reduce matched
         inputs, count = torch.zeros(1, 1), 0
         dummies += 1
@@ -41,6 +62,7 @@ for batch in until_every_rank_ends(loader):
     optimizer.zero_grad()
     (model(inputs).mean() * weight).backward()
     optimizer.step()
-(out / f"rank{dist.get_rank()}.json").write_text(json.dumps({"batches": trained, "dummies": dummies}))
+(out / f"rank{dist.get_rank()}.json").write_text(json.dumps({"batches": trained, "dummies": dummies,
+                                                            "steps": steps}))  # fmt: skip
 dist.barrier()
 dist.destroy_process_group()
