@@ -82,6 +82,20 @@ def test_accumulate_step_gives_the_one_batch_gradient_and_loss_syncing_once():
     assert events == ["no_sync", "backward"] * (len(SIZES) - 1) + ["backward"]  # synced on the last
 
 
+def test_a_step_of_no_samples_trains_nothing_and_reports_a_loss_of_zero_not_nan(monkeypatch):
+    # A rank's zero-weight step (its stream has ended while another rank's has not): under DDP the
+    # step total is summed over the ranks, so this rank's weights come out 0 (stood in for here).
+    from dynbatch_ext.batching import loss_weights
+
+    monkeypatch.setattr(loss_weights, "micro_batch_weights", lambda counts: [0.0] * len(counts))
+    model, x, y = make_problem()
+    model.zero_grad()
+    mean = accumulate_step([(x[:1], y[:1])], [0], lambda part: F.cross_entropy(model(part[0]), part[1]),
+                           torch.Tensor.backward, contextlib.nullcontext)  # fmt: skip
+    assert mean.item() == 0.0
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+
+
 def test_dividing_by_the_number_of_micro_batches_fails_the_same_test():
     model, x, y = make_problem()
     exact = one_batch_gradient(model, x, y)

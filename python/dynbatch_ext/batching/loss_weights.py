@@ -54,7 +54,8 @@ def accumulate_step(micro_batches: Sequence, counts: Sequence[float],
     (`micro_batch_loss(batch)`, a mean over `counts[i]`) times its `micro_batch_weights` weight,
     through `backward`; every backward but the last inside `no_sync()`, so that data-parallel
     gradients are reduced once per step. Returns the step's mean loss over this rank's counts,
-    detached. The optimizer step is the caller's."""  # fmt: skip
+    detached (0 for a step of no samples: a rank's zero-weight step while another still trains).
+    The optimizer step is the caller's."""  # fmt: skip
     weights = micro_batch_weights(counts)
     last = len(micro_batches) - 1
     total = 0.0
@@ -63,4 +64,4 @@ def accumulate_step(micro_batches: Sequence, counts: Sequence[float],
             loss = micro_batch_loss(batch)
             backward(loss * weight)
         total = total + loss.detach() * count
-    return total / sum(counts)
+    return total / sum(counts) if sum(counts) > 0 else torch.zeros_like(torch.as_tensor(total))
