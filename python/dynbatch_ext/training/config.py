@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from typing import Literal
 
 from ..batching.steps import COMPOSITIONS, DEFAULT_COMPOSITION, DEFAULT_POOL_STEPS, default_micro_batch_cap
 
@@ -35,9 +36,10 @@ class TrainConfig:
     memory_limit: float | None = None  # bytes: calibrate cost and budget to it (budget unused)
     cost: str = "tokens"
     batch_size: int = 32  # batching="fixed" only
-    # Samples (or tokens) per optimizer step; None: a step per micro-batch; "auto": 32 for
-    # budgeted batches (batching="fixed" makes every batch its own step).
-    step_target: float | str | None = "auto"
+    # Samples (or tokens) per optimizer step; None: a step per micro-batch; "auto" (resolved
+    # when the config is made, so a saved config holds the number): 32 for budgeted batches,
+    # None for batching="fixed", which makes every batch its own step.
+    step_target: float | Literal["auto"] | None = "auto"
     step_unit: str = "samples"
     max_batch_size: int | None = None  # None: step_target, when steps are counted in samples
     max_micro_batches: int | None = None
