@@ -55,7 +55,8 @@ class BucketingIterableDataset(torch.utils.data.IterableDataset):
         budget, **options: as for `plan_batches` (cost, pad_multiple, max_batch_size, oversize,
             shuffle, seed, padding_noise, batch_overhead), and for optimizer steps the step
             keywords of StreamBucketer (step_target, composition, ...), a reader's steps made
-            from its own buffer.
+            from its own buffer: here `step_target` counts one rank's samples (the sampler's
+            counts all ranks'), since a stream's ranks cannot plan their steps together.
         shards, read_shard: a list of shards and `read_shard(shard)` -> an iterable of its
             samples; the shards are dealt to the readers.
         buffer_size: samples each reader holds at most.
