@@ -1,8 +1,8 @@
 """Run under torchrun (2 ranks, gloo, CPU) by tests/test_stream_dataset.py: each rank streams its
 part through BucketingIterableDataset with 2 workers, and trains a DDP model on its batches until
-every rank has ended (dummy steps on the rank that ends first); with a second argument "steps",
-on optimizer steps of 20 samples (accumulate_step over each step's micro-batches). Writes what
-each rank trained, a batch per micro-batch."""
+every rank has ended (dummy steps on the rank that ends first), through accumulate_step (whose
+micro_batch_weights all-reduces the step total); with a second argument "steps", on optimizer
+steps of 20 samples. Writes what each rank trained, a batch per micro-batch."""
 import json
 import sys
 from pathlib import Path
@@ -11,7 +11,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from dynbatch_ext import micro_batch_weights
 from dynbatch_ext.batching.loss_weights import accumulate_step
 from dynbatch_ext.batching.rank_steps import until_every_rank_ends
 from dynbatch_ext.batching.stream_dataset import BucketingIterableDataset
@@ -41,8 +40,10 @@ def inputs_of(batch):
     return torch.tensor(LENGTHS[batch], dtype=torch.float32)[:, None]
 
 
-for item in until_every_rank_ends(loader) if in_steps else ():
-    step = [[0]] if item is None else item  # a dummy step: one micro-batch of weight 0
+for item in until_every_rank_ends(loader):
+    # A batch is a step of one micro-batch; None, once this rank has ended, a step of one
+    # micro-batch of weight 0, which keeps the all-reduces matched.
+    step = [[0]] if item is None else item if in_steps else [item]
     counts = [0] if item is None else [len(b) for b in step]
     dummies += item is None
     steps += 1
@@ -50,17 +51,6 @@ for item in until_every_rank_ends(loader) if in_steps else ():
     optimizer.zero_grad()
     accumulate_step(step, counts, lambda b: model(inputs_of(b)).mean(), torch.Tensor.backward,
                     model.no_sync)  # fmt: skip
-    optimizer.step()
-for batch in () if in_steps else until_every_rank_ends(loader):
-    if batch is None:  # this rank has ended: a zero-weight step keeps the all-reduce matched
-        inputs, count = torch.zeros(1, 1), 0
-        dummies += 1
-    else:
-        inputs, count = torch.tensor(LENGTHS[batch], dtype=torch.float32)[:, None], len(batch)
-        trained.append([int(s) for s in batch])
-    (weight,) = micro_batch_weights([count])
-    optimizer.zero_grad()
-    (model(inputs).mean() * weight).backward()
     optimizer.step()
 (out / f"rank{dist.get_rank()}.json").write_text(json.dumps({"batches": trained, "dummies": dummies,
                                                             "steps": steps}))  # fmt: skip

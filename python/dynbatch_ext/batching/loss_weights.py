@@ -64,4 +64,5 @@ def accumulate_step(micro_batches: Sequence, counts: Sequence[float],
             loss = micro_batch_loss(batch)
             backward(loss * weight)
         total = total + loss.detach() * count
-    return total / sum(counts) if sum(counts) > 0 else torch.zeros_like(torch.as_tensor(total))
+    samples = sum(counts)
+    return total / samples if samples > 0 else torch.zeros_like(torch.as_tensor(total))

@@ -382,6 +382,10 @@ def plot(runs: dict[str, dict], rows: list[dict], out: Path) -> Path:
     fig, axes = plt.subplots(len(panels), 3, figsize=(18, 4 * len(panels)), squeeze=False)
     ways = sorted({r["way"] for r in rows})
     color = {way: f"C{k % 10}" for k, way in enumerate(ways)}  # a way's color in every panel
+
+    def speed(r: dict) -> float:
+        return r.get("speed_over_fixed", 1.0)
+
     for (workload, path, regime), (by_samples, by_seconds, plane) in zip(panels, axes):
         for key, result in sorted(runs.items()):
             w, p, g, way, seed = key.split("|")
@@ -390,17 +394,16 @@ def plot(runs: dict[str, dict], rows: list[dict], out: Path) -> Path:
             seen = np.cumsum(result["samples_per_step"])
             window = max(1, min(25, len(seen) // 4))
             trend = np.convolve(result["loss_per_step"], np.ones(window) / window, mode="valid")
-            by_samples.plot(seen[window - 1:], trend, label=way, color=color.get(way))
+            by_samples.plot(seen[window - 1:], trend, label=way, color=color[way])
             if "seconds_at_step_end" in result:
                 by_seconds.plot(result["seconds_at_step_end"][window - 1:], trend, label=way,
-                                color=color.get(way))  # fmt: skip
-        points = sorted(((r.get("speed_over_fixed", 1.0), r) for r in rows
-                         if (r["workload"], r["path"], r["regime"]) == (workload, path, regime)),
-                        key=lambda point: point[0])  # fmt: skip
-        for k, (speed, r) in enumerate(points):  # labels above and below in turn: neighbours apart
-            plane.errorbar(speed, r["accuracy_mean"], yerr=r["accuracy_std"], fmt="o", capsize=3,
+                                color=color[way])  # fmt: skip
+        panel = sorted((r for r in rows if (r["workload"], r["path"], r["regime"]) == (workload, path, regime)),
+                       key=speed)  # fmt: skip
+        for k, r in enumerate(panel):  # labels above and below in turn: neighbours apart
+            plane.errorbar(speed(r), r["accuracy_mean"], yerr=r["accuracy_std"], fmt="o", capsize=3,
                            color=color[r["way"]])  # fmt: skip
-            plane.annotate(r["way"], (speed, r["accuracy_mean"]), fontsize=8,
+            plane.annotate(r["way"], (speed(r), r["accuracy_mean"]), fontsize=8,
                            xytext=(4, 4 if k % 2 == 0 else -11), textcoords="offset points")
         title = f"{workload}, {'HF Trainer' if path == 'hf' else 'plain loop'}, {regime}"
         by_samples.set(xlabel="samples seen", ylabel="training loss (moving mean)", title=f"{title}: seed 0")
