@@ -20,6 +20,23 @@ def test_the_paired_interval_is_students_t():
     assert (low, high) == pytest.approx((mean - half, mean + half), rel=2e-3)
 
 
+def test_every_workload_and_regime_chosen_alone_plans_its_runs():
+    plan = step_composition.planned_runs
+    regimes = list(step_composition.REGIMES)
+    ways = len(step_composition.LOOP_WAYS)
+    esim = plan(["esim"], ["loop"], regimes, 8, 3)  # ESIM alone: its 8 seeds, whatever the regimes
+    assert len(esim) == 8 * ways and all(k.startswith("esim|loop|steps of 32|") for k in esim)
+    both = plan(["transformer", "esim"], ["hf"], regimes, 2, 1)
+    expected = 2 * len(step_composition.HF_WAYS) + 2 * ways + len(step_composition.HF_WAYS)
+    assert len(both) == len(set(both)) == expected
+    # The seed experiment's regime first, then ESIM, then the scale.
+    assert [k.split("|")[0] + k.split("|")[2] for k in both] == sorted(
+        (k.split("|")[0] + k.split("|")[2] for k in both),
+        key=["transformersteps of 20", "esimsteps of 32", "transformersteps of 256"].index)
+    scale = plan(["transformer"], ["loop"], ["steps of 256"], 8, 3)
+    assert len(scale) == 3 * ways and all("|steps of 256|" in k for k in scale)
+
+
 def test_a_tiny_study_trains_every_way_and_continues_where_it_stopped(tmp_path):
     arguments = ["--size", "tiny", "--seeds", "2", "--regimes", "steps of 20", "--paths", "hf",
                  "--out", str(tmp_path), "--data-dir", str(tmp_path / "no-data")]  # fmt: skip

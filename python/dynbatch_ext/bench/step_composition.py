@@ -286,20 +286,17 @@ def _results(keys: list[str], options: tuple, jobs: int):
 
 def planned_runs(workloads, paths, regimes, seeds: int, scale_seeds: int) -> list[str]:
     """Every run, the seed experiment's regime first (seed by seed), then ESIM, then the scale."""
-    keys = []
-    for regime in regimes:
-        if "transformer" not in workloads:
-            break
-        for seed in range(scale_seeds if regime == "steps of 256" else seeds):
-            for path in paths:
-                ways = HF_WAYS if path == "hf" else LOOP_WAYS
-                keys += [_key("transformer", path, regime, way, seed) for way in ways]
-        if regime == "steps of 20" and "esim" in workloads:
-            keys += [_key("esim", "loop", "steps of 32", way, seed) for seed in range(seeds)
-                     for way in LOOP_WAYS]  # fmt: skip
-    if "esim" in workloads and "steps of 20" not in regimes:
-        keys += [_key("esim", "loop", "steps of 32", way, seed) for seed in range(seeds) for way in LOOP_WAYS]
-    return keys
+
+    def transformer(regime: str) -> list[str]:
+        if "transformer" not in workloads or regime not in regimes:
+            return []
+        return [_key("transformer", path, regime, way, seed)
+                for seed in range(scale_seeds if regime == "steps of 256" else seeds)
+                for path in paths for way in (HF_WAYS if path == "hf" else LOOP_WAYS)]  # fmt: skip
+
+    esim = [_key("esim", "loop", "steps of 32", way, seed) for seed in range(seeds)
+            for way in LOOP_WAYS] if "esim" in workloads else []  # fmt: skip
+    return transformer("steps of 20") + esim + transformer("steps of 256")
 
 
 # Student's t at 0.975 for 1..30 degrees of freedom (the usual table, to 4 decimals).
