@@ -30,7 +30,7 @@ import torch
 from .. import ops, reference
 from . import figures
 from .environment import describe
-from .pair_paths import pair_loss, sdpa_align
+from .pair_paths import STATE_SCALE, pair_loss, sdpa_align
 from .context import add_mode_arguments
 from .targets import target, verdict
 from .timing import compare
@@ -58,13 +58,14 @@ def _sync(device: str) -> None:
 
 
 def inputs(batch: int, length: int, dim: int, device: str = "cpu", seed: int = 0):
-    """a (B, La, d), b (B, Lb, d) float32 requiring gradients, len_a, len_b: valid lengths drawn
-    in [L/2, L], each side padded to its longest."""
+    """a (B, La, d), b (B, Lb, d) float32 requiring gradients (entries of LSTM states' order:
+    see STATE_SCALE), len_a, len_b: valid lengths drawn in [L/2, L], each side padded to its
+    longest."""
     generator = torch.Generator().manual_seed(seed)
     len_a = torch.randint(max(1, length // 2), length + 1, (batch,), generator=generator)
     len_b = torch.randint(max(1, length // 2), length + 1, (batch,), generator=generator)
-    a = torch.randn(batch, int(len_a.max()), dim, generator=generator)
-    b = torch.randn(batch, int(len_b.max()), dim, generator=generator)
+    a = torch.randn(batch, int(len_a.max()), dim, generator=generator) * STATE_SCALE
+    b = torch.randn(batch, int(len_b.max()), dim, generator=generator) * STATE_SCALE
     return (a.to(device).requires_grad_(), b.to(device).requires_grad_(), len_a.to(device),
             len_b.to(device))
 

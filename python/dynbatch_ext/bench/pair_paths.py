@@ -6,6 +6,13 @@ import torch.nn.functional as F
 
 from ..ops import reference
 
+# The benchmark's states are randn * STATE_SCALE, entries of the order of an LSTM's outputs, so
+# that the scores keep a spread of a few units. Unscaled states at d = 1024 spread the scores by
+# hundreds: most probabilities then underflow into subnormal floats, which Intel CPUs compute
+# about 16x slower (measured: one step at B=1, L=1024, d=1024 took 2.46 s instead of 0.15 s),
+# and the benchmark would time that rather than the ops.
+STATE_SCALE = 0.1
+
 
 def sdpa_align(a, b, len_a, len_b):
     """soft_align as two scaled_dot_product_attention calls (scale 1, key masks), one per

@@ -25,7 +25,7 @@ from ... import corpora, ops
 from ...batching.memory import peak_bytes
 from ...ops import reference
 from .. import figures, long_sequences
-from ..pair_paths import pair_loss, sdpa_align
+from ..pair_paths import STATE_SCALE, pair_loss, sdpa_align
 from ..context import RunContext, Section
 from ..targets import target, target_line
 from ..timing import compare
@@ -89,9 +89,8 @@ def step_inputs(batch, dim, dtype, device, data_dir, seed=0):
     len_b = torch.as_tensor(lengths[:, 1], device=device)
     shape_a = (batch, int(lengths[:, 0].max()), dim)
     shape_b = (batch, int(lengths[:, 1].max()), dim)
-    # Scaled like LSTM states (entries of order 0.1), so that scores are of order 1 to 10.
-    a = (torch.randn(shape_a, generator=generator) * 0.1).to(device, dtype).requires_grad_()
-    b = (torch.randn(shape_b, generator=generator) * 0.1).to(device, dtype).requires_grad_()
+    a = (torch.randn(shape_a, generator=generator) * STATE_SCALE).to(device, dtype).requires_grad_()
+    b = (torch.randn(shape_b, generator=generator) * STATE_SCALE).to(device, dtype).requires_grad_()
     return a, b, len_a, len_b, lengths, source
 
 
