@@ -24,7 +24,7 @@ from .sections import SECTIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_mode_arguments(parser, quick="a run of about 3 minutes on 2 cores (smaller data and "
+    add_mode_arguments(parser, quick="a run of 2-4 minutes on 2 cores (smaller data and "
                                      "models; 1M lengths for the planning speed)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench-results"),
                         help="output folder (default: bench-results)")
