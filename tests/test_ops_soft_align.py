@@ -148,24 +148,22 @@ def test_very_negative_and_very_large_scores(device, dtype, rtol):
 
 @pytest.mark.parametrize("dtype, rtol", [(torch.float64, None), (torch.float32, 1e-5)])
 def test_scores_spread_across_exps_subnormal_range(dtype, rtol):
-    # Scores from 0 down to past where exp's result is subnormal (-87 to -104 in float32, -708
-    # to -745 in float64): the CPU kernels take such probabilities (below min / epsilon) and
-    # such score gradients as 0, which must change no output or gradient beyond rounding, in
-    # the matrix-product path (128 x 128 x 2) and the primitives' (20 x 20 x 2).
-    low = -110.0 if dtype == torch.float32 else -760.0
-    a_rows, b_rows = [], []
-    for length in (128, 20):
-        # Scores a_i . b_j = s_j * u_i: each row's scores spread from 0 to about `low`.
-        u = torch.linspace(0.5, 1.0, length, dtype=torch.float64)
-        s = torch.linspace(low, 0.0, length, dtype=torch.float64)[torch.randperm(length)]
-        a_rows.append(torch.stack([u, torch.zeros_like(u)], 1))
-        b_rows.append(torch.stack([s, torch.ones_like(s)], 1))
-    a = torch.zeros(2, 128, 2, dtype=dtype)
-    b = torch.zeros(2, 128, 2, dtype=dtype)
-    for k, (x, y) in enumerate(zip(a_rows, b_rows)):
-        a[k, : len(x)], b[k, : len(y)] = x.to(dtype), y.to(dtype)
+    # Scores spread past where exp's result is subnormal (-87 to -104 in float32, -708 to -745
+    # in float64) along rows and columns alike: the CPU kernels take such probabilities (below
+    # min / epsilon) and such score gradients as 0, which must change no output or gradient
+    # beyond rounding, in the matrix-product path (128 x 128 x 2) and the primitives' (20 x 20 x 2).
+    spread = 110.0 if dtype == torch.float32 else 760.0
+    generator = torch.Generator().manual_seed(0)
     lengths = torch.tensor([128, 20])
-    check_against_reference(a, b, lengths, lengths, rtol or exact_rtol("cpu"))
+    a = torch.zeros(2, 128, 2, dtype=torch.float64)
+    b = torch.zeros(2, 128, 2, dtype=torch.float64)
+    for k, length in enumerate(lengths.tolist()):
+        # Scores a_i . b_j = (spread / 2) x_i y_j with x, y in [-1, 1]: the rows and columns of
+        # the extreme x and y spread by `spread`.
+        x = torch.linspace(-1.0, 1.0, length, dtype=torch.float64)
+        a[k, :length, 0] = (spread / 2) ** 0.5 * x
+        b[k, :length, 0] = (spread / 2) ** 0.5 * x[torch.randperm(length, generator=generator)]
+    check_against_reference(a.to(dtype), b.to(dtype), lengths, lengths, rtol or exact_rtol("cpu"))
 
 
 @pytest.mark.parametrize("device", DEVICES)

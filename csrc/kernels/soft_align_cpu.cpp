@@ -27,12 +27,12 @@ template <typename C>
 constexpr C kTiny = std::numeric_limits<C>::min() / std::numeric_limits<C>::epsilon();
 
 template <typename C>
-C probability(C p) {
+C probability_or_zero(C p) {
   return p < kTiny<C> ? C(0) : p;
 }
 
 template <typename C>
-C gradient(C g) {
+C normal_or_zero(C g) {
   return std::abs(g) < std::numeric_limits<C>::min() ? C(0) : g;
 }
 
@@ -84,17 +84,17 @@ void alignment_probabilities(const BlockWork<C>& work, const C* a, const C* b, i
       for (int64_t j = j0; j < j1; ++j) top[j - j0] = std::max(top[j - j0], rows[i * lb + j]);
     for (int64_t i = 0; i < la; ++i)
       for (int64_t j = j0; j < j1; ++j)
-        sum[j - j0] += (cols[i * lb + j] = probability(std::exp(rows[i * lb + j] - top[j - j0])));
+        sum[j - j0] += (cols[i * lb + j] = probability_or_zero(std::exp(rows[i * lb + j] - top[j - j0])));
     for (int64_t i = 0; i < la; ++i)
-      for (int64_t j = j0; j < j1; ++j) cols[i * lb + j] = probability(cols[i * lb + j] / sum[j - j0]);
+      for (int64_t j = j0; j < j1; ++j) cols[i * lb + j] = probability_or_zero(cols[i * lb + j] / sum[j - j0]);
   });
   work.lines(la, lb, [&](int64_t i0, int64_t i1) {  // softmax over j
     for (int64_t i = i0; i < i1; ++i) {
       C* row = rows + i * lb;
       const C top = *std::max_element(row, row + lb);
       C sum = 0;
-      for (int64_t j = 0; j < lb; ++j) sum += (row[j] = probability(std::exp(row[j] - top)));
-      for (int64_t j = 0; j < lb; ++j) row[j] = probability(row[j] / sum);
+      for (int64_t j = 0; j < lb; ++j) sum += (row[j] = probability_or_zero(std::exp(row[j] - top)));
+      for (int64_t j = 0; j < lb; ++j) row[j] = probability_or_zero(row[j] / sum);
     }
   });
 }
@@ -217,7 +217,7 @@ void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin,
         C dot = 0;
         for (int64_t j = 0; j < lb; ++j) dot += d_rows[i * lb + j] * rows[i * lb + j];
         for (int64_t j = 0; j < lb; ++j)
-          d_scores[i * lb + j] = gradient(rows[i * lb + j] * (d_rows[i * lb + j] - dot));
+          d_scores[i * lb + j] = normal_or_zero(rows[i * lb + j] * (d_rows[i * lb + j] - dot));
       }
     });
     work.lines(lb, la, [&](int64_t j0, int64_t j1) {  // columns, walked row by row
@@ -227,7 +227,7 @@ void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin,
       for (int64_t i = 0; i < la; ++i)
         for (int64_t j = j0; j < j1; ++j)
           d_scores[i * lb + j] =
-              gradient(d_scores[i * lb + j] + cols[i * lb + j] * (d_cols[i * lb + j] - col_dot[j - j0]));
+              normal_or_zero(d_scores[i * lb + j] + cols[i * lb + j] * (d_cols[i * lb + j] - col_dot[j - j0]));
     });
     work.mix(d_scores, false, la, lb, b, d, out_a, false);  // dE B
     work.mix(cols, false, la, lb, g_bt, d, out_a, true);    // + Q gB~

@@ -44,7 +44,7 @@ class TrainConfig:
     max_batch_size: int | None = None  # None: step_target, when steps are counted in samples
     max_micro_batches: int | None = None
     # Which samples meet in a step (see StepOptions). Not the package's default: over the
-    # study's 16 paired seeds on SNLI, ESIM's sorted steps ran 1.25x pooled's samples/s and
+    # study's 16 paired seeds on SNLI, ESIM's sorted steps ran 1.24x pooled's samples/s and
     # ended +0.17 points from fixed batches, pooled -0.57 (docs/results/2026-12-02-step-composition).
     composition: str = "sorted"
     pool_steps: int = DEFAULT_POOL_STEPS  # steps per pool, composition="pooled"
