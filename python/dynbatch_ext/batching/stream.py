@@ -160,24 +160,27 @@ class StreamBucketer:
 
     def batches(self) -> list[list]:
         """The batches ready since the last call, in the order to train them."""
-        self._check_mode(steps=False)
-        ready, self._ready = self._ready, []
-        return ready
+        return self._take_ready(steps=False)
 
     def pop_batch(self) -> list | None:
         """The next ready batch (None if none is): the others stay in the state."""
-        self._check_mode(steps=False)
-        return self._ready.pop(0) if self._ready else None
+        return self._pop_ready(steps=False)
 
     def steps(self) -> list[list[list]]:
         """Step mode: the optimizer steps ready since the last call, each a list of batches."""
-        self._check_mode(steps=True)
-        ready, self._ready = self._ready, []
-        return ready
+        return self._take_ready(steps=True)
 
     def pop_step(self) -> list[list] | None:
         """Step mode: the next ready step (None if none is): the others stay in the state."""
-        self._check_mode(steps=True)
+        return self._pop_ready(steps=True)
+
+    def _take_ready(self, steps: bool) -> list:
+        self._check_mode(steps)
+        ready, self._ready = self._ready, []
+        return ready
+
+    def _pop_ready(self, steps: bool):
+        self._check_mode(steps)
         return self._ready.pop(0) if self._ready else None
 
     def _check_mode(self, steps: bool) -> None:

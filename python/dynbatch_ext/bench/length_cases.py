@@ -52,11 +52,17 @@ def text_unit(texts: list[str], unit: str) -> tuple[str, str]:
 
 
 def user_case(path: Path, budget: float | None, unit: str, oversize: str = "error") -> Case:
-    """A case from the user's own file: an SNLI-format TSV (pairs), else a CSV/TSV whose last
-    column is the text (single texts, lengths in whitespace tokens or characters: `unit`
-    "tokens", "chars" or "auto")."""
+    """A case from the user's own file (bench's --data): an SNLI-format TSV (pairs, whose labels
+    are checked: the training section trains on them), else a CSV/TSV whose last column is the
+    text (single texts, lengths in whitespace tokens or characters: `unit` "tokens", "chars" or
+    "auto")."""
     if corpora.is_pairs_tsv(path):
-        lengths, default_budget = corpora.read_pairs_tsv(path).token_lengths(), 8192
+        pairs = corpora.read_pairs_tsv(path)
+        try:
+            check_labels(pairs.labels)
+        except ValueError as error:
+            raise ValueError(f"--data {path}: {error}") from None
+        lengths, default_budget = pairs.token_lengths(), 8192
         note = "pairs: whitespace tokens of premise and hypothesis"
     else:
         texts = corpora.read_texts(path)
@@ -85,9 +91,4 @@ def check_user_case(path: Path, budget: float | None, unit: str, oversize: str) 
     except ValueError as error:
         message = re.sub(r"oversize='(\w+)'", r"--oversize \1", str(error))
         raise ValueError(f"--data {path}: {message.replace('raise the budget', 'raise --budget')}") from None
-    if case.is_pairs:
-        try:
-            check_labels(corpora.read_pairs_tsv(path).labels)
-        except ValueError as error:
-            raise ValueError(f"--data {path}: {error}") from None
     return case
