@@ -49,7 +49,7 @@ PRECISIONS = {"float32": (BASELINE, OURS), "bfloat16": (BASELINE_BF16, OURS_BF16
 SIZES = {
     "tiny": dict(pairs=240, dims=8, epochs=1),
     "quick": dict(pairs=2500, dims=64, epochs=1),
-    # One epoch: samples/s does not depend on it, and the full run stays under 15 minutes.
+    # One epoch: samples/s does not depend on it, and the full run has a 15-minute budget.
     "full": dict(pairs=None, dims=300, epochs=1),
 }
 SYNTHETIC_PAIRS = 6000  # the synthetic task's size where SIZES says "all"
