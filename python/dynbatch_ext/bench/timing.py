@@ -20,7 +20,7 @@ def compare_runs(candidates: dict[str, Callable[[], object]], repeats: int, warm
         for run in candidates.values():
             run()
     seconds: dict[str, list[float]] = {name: [] for name in candidates}
-    with collector_paused():
+    with _collector_paused():
         for _ in range(repeats):
             for name, run in candidates.items():
                 start = time.perf_counter()
@@ -31,11 +31,11 @@ def compare_runs(candidates: dict[str, Callable[[], object]], repeats: int, warm
 
 
 @contextlib.contextmanager
-def collector_paused():
+def _collector_paused():
     """No garbage collection pause inside a timed run, as timeit does it: one full collection
-    first, none until the block ends. Tensors are freed by reference counting all the same; a
-    full collection per run instead cost a third of a second each once torch.compile had filled
-    the heap (half the ops section's wall-clock time)."""
+    first, none until the block ends. Tensors are freed by reference counting all the same, and
+    one collection per run would walk the whole heap each time (a third of a second once
+    torch.compile and transformers have filled it)."""
     gc.collect()
     enabled = gc.isenabled()
     gc.disable()
