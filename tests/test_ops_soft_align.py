@@ -166,6 +166,29 @@ def test_scores_spread_across_exps_subnormal_range(dtype, rtol):
     check_against_reference(a.to(dtype), b.to(dtype), lengths, lengths, rtol or exact_rtol("cpu"))
 
 
+@pytest.mark.parametrize("count", [1000, 15, 1])  # vector chunks and a tail; a tail alone; one
+@pytest.mark.parametrize("top", [0.0, 40.0])
+def test_float32_probabilities_within_a_few_ulp_over_exps_whole_range(count, top):
+    # Against identity rows, soft_align returns the softmax itself: with a = the scores (1 x n)
+    # and b = I (n x n), a_tilde[0] is the row softmax; with the roles swapped, b_tilde[0] is the
+    # column softmax. Scores run down from `top` by 90, past where float32's exp underflows, so
+    # the CPU kernel's own exp is checked at every magnitude, against float64 on the same float32
+    # scores. Rounding score - max in float32 moves e^x by up to |x| ulp, and summing n terms
+    # moves the sum by about sqrt(n) ulp (7 measured at n = 1000); beyond that, 4 ulp.
+    scores = (top - torch.linspace(0.0, 90.0, count, dtype=torch.float64)).float()
+    scores = scores[torch.randperm(count, generator=torch.Generator().manual_seed(count))]
+    eye, row, length = torch.eye(count)[None], scores[None, None], torch.tensor([count])
+    by_row = ops.soft_align(row, eye, torch.tensor([1]), length)[0][0, 0]
+    by_column = ops.soft_align(eye, row, length, torch.tensor([1]))[1][0, 0]
+    scores = scores.double()
+    want = torch.softmax(scores, 0)
+    eps = torch.finfo(torch.float32).eps
+    want = torch.where(want < torch.finfo(torch.float32).tiny / eps, 0.0, want)  # as the kernel
+    allowed = want * eps * (4 + count**0.5 + (scores - scores.max()).abs())
+    for got in (by_row, by_column):
+        assert ((got.double() - want).abs() <= allowed).all(), (got.double() - want).abs().max()
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_non_contiguous_inputs(device):
     a, b, len_a, len_b = to_device(device, *pair_batch(dim=6))

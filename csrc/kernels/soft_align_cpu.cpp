@@ -1,14 +1,13 @@
 // CPU soft alignment over a range of pairs (the op layer runs ranges in parallel); each pair works
 // on its valid la x lb block only (dot products and axpys over rows of d), with exact softmaxes.
 #include <algorithm>
-#include <cmath>
-#include <limits>
 #include <type_traits>
 #include <vector>
 
 #include "kernels/cpu_types.h"
 #include "kernels/dtypes.h"
 #include "kernels/soft_align_cpu.h"
+#include "kernels/softmax_cpu.h"
 #include "kernels/vector_math_cpu.h"
 
 namespace dynbatch {
@@ -17,24 +16,6 @@ namespace {
 // Lines per task when a pair's lines are shared between threads: enough elements that a task
 // outweighs handing it out.
 constexpr int64_t kElementsPerTask = int64_t{1} << 14;
-
-// Probabilities below kTiny (min / epsilon: 1e-31 in float) are taken as 0, and a score's
-// gradient below the smallest normal number too. Neither changes a sum by a unit in the last
-// place (every one is below epsilon times the smallest normal number), and left alone they and
-// the products made from them underflow into subnormal floats, which x86 CPUs compute many times
-// slower (16x measured on an Intel Xeon: scores spread by hundreds, d = 1024).
-template <typename C>
-constexpr C kTiny = std::numeric_limits<C>::min() / std::numeric_limits<C>::epsilon();
-
-template <typename C>
-C probability_or_zero(C p) {
-  return p < kTiny<C> ? C(0) : p;
-}
-
-template <typename C>
-C normal_or_zero(C g) {
-  return std::abs(g) < std::numeric_limits<C>::min() ? C(0) : g;
-}
 
 // The work of one pair's block: its matrix products (the primitives, or the runtime's matmul
 // where the block is large enough for a blocked GEMM to win) and its loops over lines (on the
@@ -73,35 +54,25 @@ struct BlockWork {
 };
 
 // scores = A B^T (la x lb) into `rows`, then column-softmax into `cols` and row-softmax in place.
-// Columns are walked row by row over a range of them, for contiguous access.
 template <typename C>
 void alignment_probabilities(const BlockWork<C>& work, const C* a, const C* b, int64_t la,
                              int64_t lb, int64_t dim, C* rows, C* cols) {
   work.dots(a, la, b, lb, dim, rows);
-  work.lines(lb, la, [&](int64_t j0, int64_t j1) {  // softmax over i
-    std::vector<C> top(j1 - j0, -std::numeric_limits<C>::infinity()), sum(j1 - j0, 0);
-    for (int64_t i = 0; i < la; ++i)
-      for (int64_t j = j0; j < j1; ++j) top[j - j0] = std::max(top[j - j0], rows[i * lb + j]);
-    for (int64_t i = 0; i < la; ++i)
-      for (int64_t j = j0; j < j1; ++j)
-        sum[j - j0] += (cols[i * lb + j] = probability_or_zero(std::exp(rows[i * lb + j] - top[j - j0])));
-    for (int64_t i = 0; i < la; ++i)
-      for (int64_t j = j0; j < j1; ++j) cols[i * lb + j] = probability_or_zero(cols[i * lb + j] / sum[j - j0]);
-  });
-  work.lines(la, lb, [&](int64_t i0, int64_t i1) {  // softmax over j
-    for (int64_t i = i0; i < i1; ++i) {
-      C* row = rows + i * lb;
-      const C top = *std::max_element(row, row + lb);
-      C sum = 0;
-      for (int64_t j = 0; j < lb; ++j) sum += (row[j] = probability_or_zero(std::exp(row[j] - top)));
-      for (int64_t j = 0; j < lb; ++j) row[j] = probability_or_zero(row[j] / sum);
-    }
-  });
+  work.lines(lb, la, [&](int64_t j0, int64_t j1) { softmax_columns(rows, la, lb, j0, j1, cols); });
+  work.lines(la, lb, [&](int64_t i0, int64_t i1) { softmax_rows(rows, lb, i0, i1); });
 }
 
 template <typename T>
 void zero_rows(T* rows, int64_t from, int64_t to, int64_t dim) {
   std::fill(rows + from * dim, rows + to * dim, from_compute<T>(0));
+}
+
+// A scratch buffer of `count` elements, grown to exactly that where it must grow (resize alone
+// may double it, past what the thread keeps: see ScratchLease).
+template <typename C>
+void sized(std::vector<C>& buffer, int64_t count) {
+  if (static_cast<size_t>(count) > buffer.capacity()) buffer.reserve(count);
+  buffer.resize(count);
 }
 
 // One pair's valid rows in the compute type C: the stored rows themselves when T is C, else a
@@ -111,7 +82,7 @@ const C* rows_in(const T* rows, int64_t count, std::vector<C>& copy) {
   if constexpr (std::is_same_v<C, T>) {
     return rows;
   } else {
-    copy.resize(count);
+    sized(copy, count);
     for (int64_t k = 0; k < count; ++k) copy[k] = to_compute(rows[k]);
     return copy.data();
   }
@@ -124,7 +95,7 @@ C* rows_out(T* out, int64_t count, std::vector<C>& buffer) {
   if constexpr (std::is_same_v<C, T>) {
     return out;
   } else {
-    buffer.resize(count);
+    sized(buffer, count);
     return buffer.data();
   }
 }
@@ -143,6 +114,36 @@ struct Scratch {
   std::vector<C> a, b, grad_a_tilde, grad_b_tilde, out_a, out_b;
 };
 
+// The calling thread's Scratch, for one kernel call. Each thread keeps its own from call to call:
+// allocated afresh on every call, the buffers cost a page fault per 4 KiB touched (a third of a
+// step's time at B = 4, L = 512, d = 64 on an Intel Xeon). A buffer grown past kKeptScratchBytes
+// is given back when the call ends, so that one long batch does not leave every thread holding
+// its memory.
+constexpr size_t kKeptScratchBytes = size_t{1} << 20;
+
+template <typename C>
+class ScratchLease {
+ public:
+  ScratchLease() : scratch_(kept()) {}
+  ~ScratchLease() {
+    for (std::vector<C>* buffer :
+         {&scratch_.rows, &scratch_.cols, &scratch_.d_rows, &scratch_.d_cols, &scratch_.d_scores,
+          &scratch_.a, &scratch_.b, &scratch_.grad_a_tilde, &scratch_.grad_b_tilde,
+          &scratch_.out_a, &scratch_.out_b})
+      if (buffer->capacity() * sizeof(C) > kKeptScratchBytes) std::vector<C>().swap(*buffer);
+  }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  Scratch<C>* operator->() { return &scratch_; }
+
+ private:
+  static Scratch<C>& kept() {
+    thread_local Scratch<C> scratch;
+    return scratch;
+  }
+  Scratch<C>& scratch_;
+};
+
 }  // namespace
 
 template <typename T>
@@ -151,7 +152,7 @@ void soft_align_forward_cpu(const SoftAlignForwardParams<T>& p, int64_t begin, i
   using C = compute_t<T>;
   const int64_t d = p.dim;
   if (d == 0) return;  // the outputs hold no elements
-  Scratch<C> s;
+  ScratchLease<C> s;
   for (int64_t n = begin; n < end; ++n) {
     const int64_t la = p.len_a[n], lb = p.len_b[n];
     T* a_tilde = p.a_tilde + n * p.max_len_a * d;
@@ -161,16 +162,16 @@ void soft_align_forward_cpu(const SoftAlignForwardParams<T>& p, int64_t begin, i
       zero_rows(b_tilde, 0, p.max_len_b, d);
       continue;
     }
-    const C* a = rows_in<C>(p.a + n * p.max_len_a * d, la * d, s.a);
-    const C* b = rows_in<C>(p.b + n * p.max_len_b * d, lb * d, s.b);
-    C* out_a = rows_out<C>(a_tilde, la * d, s.out_a);
-    C* out_b = rows_out<C>(b_tilde, lb * d, s.out_b);
-    s.rows.resize(la * lb);
-    s.cols.resize(la * lb);
+    const C* a = rows_in<C>(p.a + n * p.max_len_a * d, la * d, s->a);
+    const C* b = rows_in<C>(p.b + n * p.max_len_b * d, lb * d, s->b);
+    C* out_a = rows_out<C>(a_tilde, la * d, s->out_a);
+    C* out_b = rows_out<C>(b_tilde, lb * d, s->out_b);
+    sized(s->rows, la * lb);
+    sized(s->cols, la * lb);
     const BlockWork<C> work(runtime, la, lb, d);
-    alignment_probabilities(work, a, b, la, lb, d, s.rows.data(), s.cols.data());
-    work.mix(s.rows.data(), false, la, lb, b, d, out_a, false);  // P B
-    work.mix(s.cols.data(), true, lb, la, a, d, out_b, false);   // Q^T A
+    alignment_probabilities(work, a, b, la, lb, d, s->rows.data(), s->cols.data());
+    work.mix(s->rows.data(), false, la, lb, b, d, out_a, false);  // P B
+    work.mix(s->cols.data(), true, lb, la, a, d, out_b, false);   // Q^T A
     store_rows(out_a, a_tilde, la * d);
     store_rows(out_b, b_tilde, lb * d);
     zero_rows(a_tilde, la, p.max_len_a, d);
@@ -188,7 +189,7 @@ void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin,
   using C = compute_t<T>;
   const int64_t d = p.dim;
   if (d == 0) return;
-  Scratch<C> s;
+  ScratchLease<C> s;
   for (int64_t n = begin; n < end; ++n) {
     const int64_t la = p.len_a[n], lb = p.len_b[n];
     const int64_t off_a = n * p.max_len_a * d, off_b = n * p.max_len_b * d;
@@ -198,36 +199,25 @@ void soft_align_backward_cpu(const SoftAlignBackwardParams<T>& p, int64_t begin,
       zero_rows(g_b, 0, p.max_len_b, d);
       continue;
     }
-    const C* a = rows_in<C>(p.a + off_a, la * d, s.a);
-    const C* b = rows_in<C>(p.b + off_b, lb * d, s.b);
-    const C* g_at = rows_in<C>(p.grad_a_tilde + off_a, la * d, s.grad_a_tilde);
-    const C* g_bt = rows_in<C>(p.grad_b_tilde + off_b, lb * d, s.grad_b_tilde);
-    C* out_a = rows_out<C>(g_a, la * d, s.out_a);
-    C* out_b = rows_out<C>(g_b, lb * d, s.out_b);
+    const C* a = rows_in<C>(p.a + off_a, la * d, s->a);
+    const C* b = rows_in<C>(p.b + off_b, lb * d, s->b);
+    const C* g_at = rows_in<C>(p.grad_a_tilde + off_a, la * d, s->grad_a_tilde);
+    const C* g_bt = rows_in<C>(p.grad_b_tilde + off_b, lb * d, s->grad_b_tilde);
+    C* out_a = rows_out<C>(g_a, la * d, s->out_a);
+    C* out_b = rows_out<C>(g_b, lb * d, s->out_b);
     const int64_t area = la * lb;
-    for (auto* v : {&s.rows, &s.cols, &s.d_rows, &s.d_cols, &s.d_scores}) v->resize(area);
-    C *rows = s.rows.data(), *cols = s.cols.data(), *d_scores = s.d_scores.data();
-    C *d_rows = s.d_rows.data(), *d_cols = s.d_cols.data();
+    for (auto* v : {&s->rows, &s->cols, &s->d_rows, &s->d_cols, &s->d_scores}) sized(*v, area);
+    C *rows = s->rows.data(), *cols = s->cols.data(), *d_scores = s->d_scores.data();
+    C *d_rows = s->d_rows.data(), *d_cols = s->d_cols.data();
     const BlockWork<C> work(runtime, la, lb, d);
     alignment_probabilities(work, a, b, la, lb, d, rows, cols);
     work.dots(g_at, la, b, lb, d, d_rows);  // dP = gA~ B^T
     work.dots(a, la, g_bt, lb, d, d_cols);  // dQ = A gB~^T
     work.lines(la, lb, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        C dot = 0;
-        for (int64_t j = 0; j < lb; ++j) dot += d_rows[i * lb + j] * rows[i * lb + j];
-        for (int64_t j = 0; j < lb; ++j)
-          d_scores[i * lb + j] = normal_or_zero(rows[i * lb + j] * (d_rows[i * lb + j] - dot));
-      }
+      softmax_rows_backward(rows, d_rows, lb, i0, i1, d_scores);
     });
-    work.lines(lb, la, [&](int64_t j0, int64_t j1) {  // columns, walked row by row
-      std::vector<C> col_dot(j1 - j0, 0);
-      for (int64_t i = 0; i < la; ++i)
-        for (int64_t j = j0; j < j1; ++j) col_dot[j - j0] += d_cols[i * lb + j] * cols[i * lb + j];
-      for (int64_t i = 0; i < la; ++i)
-        for (int64_t j = j0; j < j1; ++j)
-          d_scores[i * lb + j] =
-              normal_or_zero(d_scores[i * lb + j] + cols[i * lb + j] * (d_cols[i * lb + j] - col_dot[j - j0]));
+    work.lines(lb, la, [&](int64_t j0, int64_t j1) {
+      softmax_columns_backward_add(cols, d_cols, la, lb, j0, j1, d_scores);
     });
     work.mix(d_scores, false, la, lb, b, d, out_a, false);  // dE B
     work.mix(cols, false, la, lb, g_bt, d, out_a, true);    // + Q gB~

@@ -2,13 +2,7 @@
 
 #include <algorithm>
 
-// `omp simd` lets the compiler vectorise the reductions without -ffast-math for the whole file.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define DYNBATCH_MULTIVERSION \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DYNBATCH_MULTIVERSION
-#endif
+#include "kernels/multiversion.h"
 
 namespace dynbatch {
 namespace {
@@ -16,7 +10,8 @@ namespace {
 // Four dot products at a time share every load of x's row and keep four independent sums in
 // flight, instead of one latency-bound chain.
 template <typename T>
-inline void pairwise_dots_impl(const T* x, int64_t m, const T* y, int64_t n, int64_t d, T* out) {
+DYNBATCH_INLINE void pairwise_dots_impl(const T* x, int64_t m, const T* y, int64_t n, int64_t d,
+                                        T* out) {
   for (int64_t i = 0; i < m; ++i) {
     const T* xi = x + i * d;
     int64_t j = 0;
@@ -49,9 +44,9 @@ inline void pairwise_dots_impl(const T* x, int64_t m, const T* y, int64_t n, int
 // A fixed-size chunk of the output row is accumulated in registers over every input row, so each
 // multiply-add costs one load instead of a load and a store of the output as well.
 template <typename T>
-inline void mix_rows_impl(const T* w, int64_t w_out_stride, int64_t w_in_stride,
-                          int64_t out_rows, int64_t in_rows, const T* x, int64_t d, T* out,
-                          bool accumulate) {
+DYNBATCH_INLINE void mix_rows_impl(const T* w, int64_t w_out_stride, int64_t w_in_stride,
+                                   int64_t out_rows, int64_t in_rows, const T* x, int64_t d,
+                                   T* out, bool accumulate) {
   // 256 bytes: 8 AVX2 or 4 AVX-512 accumulators, which fit the registers without spilling.
   constexpr int64_t kChunk = 256 / sizeof(T);
   for (int64_t r = 0; r < out_rows; ++r) {
@@ -83,8 +78,8 @@ inline void mix_rows_impl(const T* w, int64_t w_out_stride, int64_t w_in_stride,
 }
 
 template <typename T>
-inline void sum_and_max_rows_impl(const T* x, int64_t len, int64_t d, T* sum, T* max,
-                                  int64_t* where) {
+DYNBATCH_INLINE void sum_and_max_rows_impl(const T* x, int64_t len, int64_t d, T* sum, T* max,
+                                           int64_t* where) {
   std::copy(x, x + d, sum);
   std::copy(x, x + d, max);
   if (where) std::fill(where, where + d, int64_t{0});
