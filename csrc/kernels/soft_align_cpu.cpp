@@ -1,5 +1,6 @@
 // CPU soft alignment over a range of pairs (the op layer runs ranges in parallel); each pair works
-// on its valid la x lb block only (dot products and axpys over rows of d), with exact softmaxes.
+// on its valid la x lb block only (dot products and axpys over rows of d, and the softmaxes of
+// softmax_cpu.h).
 #include <algorithm>
 #include <type_traits>
 #include <vector>
