@@ -73,10 +73,13 @@ def test_long_blocks_through_the_matrix_product_beside_short_ones(dtype, rtol, s
 
 @pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
 def test_calls_of_growing_and_shrinking_blocks_one_after_another(dtype, rtol):
-    # Each CPU thread keeps its scratch from call to call (and gives back buffers past 1 MiB):
+    # Each CPU thread keeps its scratch from call to call (and gives back buffers past 4 MiB):
     # a small block after a large one, and a large one after a small one, must see no stale
-    # values. 600 x 600 floats is 1.4 MiB; bfloat16 also keeps its rows converted to float.
-    for lengths in ([(600, 600)], [(3, 5), (7, 2)], [(40, 30)], [(600, 600), (1, 1)], [(5, 4)]):
+    # values. 600 x 600 floats are kept (1.4 MiB), 1100 x 1000 given back (4.2 MiB); bfloat16
+    # also keeps its rows converted to float.
+    shapes = ([(600, 600)], [(3, 5), (7, 2)], [(1100, 1000)], [(40, 30)], [(600, 600), (1, 1)],
+              [(1100, 1000)], [(5, 4)])  # fmt: skip
+    for lengths in shapes:
         a, b, len_a, len_b = pair_batch(lengths, dim=8, dtype=torch.float32, seed=len(lengths))
         if dtype == torch.float32:
             check_against_reference(a, b, len_a, len_b, rtol)

@@ -117,10 +117,11 @@ struct Scratch {
 
 // The calling thread's Scratch, for one kernel call. Each thread keeps its own from call to call:
 // allocated afresh on every call, the buffers cost a page fault per 4 KiB touched (a third of a
-// step's time at B = 4, L = 512, d = 64 on an Intel Xeon). A buffer grown past kKeptScratchBytes
-// is given back when the call ends, so that one long batch does not leave every thread holding
-// its memory.
-constexpr size_t kKeptScratchBytes = size_t{1} << 20;
+// step's time at B = 4, L = 512, d = 64 on an Intel Xeon, half of it for one pair at L = 1024).
+// A buffer grown past kKeptScratchBytes (a 1024 x 1024 float block) is given back when the call
+// ends, so that a thread holds at most about 20 MiB between calls (five such blocks, in the
+// backward) and longer batches leave nothing behind.
+constexpr size_t kKeptScratchBytes = size_t{1} << 22;
 
 template <typename C>
 class ScratchLease {
