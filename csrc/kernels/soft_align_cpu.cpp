@@ -2,6 +2,7 @@
 // on its valid la x lb block only (dot products and axpys over rows of d, and the softmaxes of
 // softmax_cpu.h).
 #include <algorithm>
+#include <array>
 #include <type_traits>
 #include <vector>
 
@@ -113,6 +114,11 @@ template <typename C>
 struct Scratch {
   std::vector<C> rows, cols, d_rows, d_cols, d_scores;
   std::vector<C> a, b, grad_a_tilde, grad_b_tilde, out_a, out_b;
+
+  std::array<std::vector<C>*, 11> buffers() {
+    return {&rows, &cols, &d_rows, &d_cols, &d_scores, &a, &b, &grad_a_tilde, &grad_b_tilde,
+            &out_a, &out_b};
+  }
 };
 
 // The calling thread's Scratch, for one kernel call. Each thread keeps its own from call to call:
@@ -128,10 +134,7 @@ class ScratchLease {
  public:
   ScratchLease() : scratch_(kept()) {}
   ~ScratchLease() {
-    for (std::vector<C>* buffer :
-         {&scratch_.rows, &scratch_.cols, &scratch_.d_rows, &scratch_.d_cols, &scratch_.d_scores,
-          &scratch_.a, &scratch_.b, &scratch_.grad_a_tilde, &scratch_.grad_b_tilde,
-          &scratch_.out_a, &scratch_.out_b})
+    for (std::vector<C>* buffer : scratch_.buffers())
       if (buffer->capacity() * sizeof(C) > kKeptScratchBytes) std::vector<C>().swap(*buffer);
   }
   ScratchLease(const ScratchLease&) = delete;
