@@ -5,34 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from op_cases import DEVICES, OP_CASES, random_lengths
+from op_cases import DEVICES, OP_CASES, assert_no_worse_than_reference, random_lengths
 
 from dynbatch_ext import ops
-
-
-def outputs_and_grads(fn, inputs, upstream):
-    """fn's outputs and the gradients of sum(output * upstream) w.r.t. the float inputs."""
-    leaves = [t.detach().clone().requires_grad_() if t.is_floating_point() else t for t in inputs]
-    outs = fn(*leaves)
-    outs = outs if isinstance(outs, tuple) else (outs,)
-    loss = sum((o.float() * u).sum() for o, u in zip(outs, upstream))
-    grads = torch.autograd.grad(loss, [t for t in leaves if t.is_floating_point()])
-    return [t.double() for t in (*outs, *grads)]
-
-
-def assert_no_worse_than_reference(fused, plain, inputs, device):
-    low = [t.to(device) for t in inputs]
-    exact = [t.double() if t.is_floating_point() else t for t in low]
-    probe = plain(*exact)
-    probe = probe if isinstance(probe, tuple) else (probe,)
-    upstream = [torch.randn(p.shape, device=device) for p in probe]
-    want = outputs_and_grads(plain, exact, upstream)
-    got = outputs_and_grads(fused, low, upstream)
-    same_precision = outputs_and_grads(plain, low, upstream)
-    for g, s, w in zip(got, same_precision, want):
-        kernel_error = (g - w).abs().max().item()
-        reference_error = (s - w).abs().max().item()
-        assert kernel_error <= 2 * reference_error + 1e-6, (kernel_error, reference_error)
 
 
 @pytest.mark.parametrize("case", OP_CASES)
