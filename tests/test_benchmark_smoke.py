@@ -257,6 +257,16 @@ def test_the_training_profile_runs_and_prints_each_kind_of_op(capsys):
     assert "lstm" in out and "fused ops" in out and "padded tokens per sample" in out
 
 
+def test_the_training_profile_of_the_transformer_finds_dropouts_masks(capsys):
+    pytest.importorskip("transformers")
+    from dynbatch_ext.bench.tools import training_profile
+
+    assert training_profile.main(["--workload", "transformer", "--reviews", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "one epoch of 40 reviews each" in out and "dropout masks" in out
+    assert "torch's bernoulli_ on a 20 x 2 x 450 x 450 block" in out
+
+
 def test_unsegmented_text_is_measured_in_characters_and_oversize_is_an_option(tmp_path, capsys):
     reviews = tmp_path / "reviews.csv"
     reviews.write_text("".join(f"1,{'好' * (5 + i % 40)}\n" for i in range(80))

@@ -26,6 +26,7 @@ batches of their shapes. Max and min are taken over those, the median is the med
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -219,12 +220,29 @@ def _summary(log: _StepLog, accuracy: float, budget: int, peak: dict) -> dict:
     }
 
 
-def run(context: RunContext, seed: int = 0) -> dict:
-    """(a), (b) and (c) through the HF Trainer on the CPU, whatever the context's device."""
+@dataclasses.dataclass
+class Workload:
+    """The section's data, tokenizer, initial model and each way's Trainer arguments."""
+
+    size: dict
+    source: str
+    train_set: object  # datasets.Dataset with input_ids, labels, length
+    valid_set: object
+    held_out_reviews: int
+    tokenizer: object
+    collate: object
+    initial: torch.nn.Module
+    budget: int
+    controller: float
+    settings: dict  # way of training -> its Trainer's keyword arguments
+
+
+def prepare(data_dir: Path | None, size: dict, seed: int) -> Workload:
+    """Reviews split 80/20 at random by `seed`, a character tokenizer from the training text,
+    and the initial BERT that every way of training starts from."""
     transformers = _imports()
-    size, progress, out_dir = SIZES[context.mode], context.progress, context.out_dir
     max_tokens, budget = size["max_tokens"], budget_for(size["max_tokens"])
-    data = reviews.load_reviews(context.data_dir, size["reviews"], seed)
+    data = reviews.load_reviews(data_dir, size["reviews"], seed)
     order = np.random.default_rng(seed).permutation(len(data.texts))
     held_out, training = np.sort(order[: len(order) // 5]), np.sort(order[len(order) // 5 :])
     train_texts = [data.texts[k] for k in training]
@@ -232,39 +250,56 @@ def run(context: RunContext, seed: int = 0) -> dict:
     train_set = reviews.tokenized(tokenizer, train_texts, data.labels[training], max_tokens)
     valid_set = reviews.tokenized(tokenizer, [data.texts[k] for k in held_out],
                                   data.labels[held_out], max_tokens)  # fmt: skip
-    collate = transformers.DataCollatorWithPadding(tokenizer)
-    initial = reviews.small_bert(tokenizer.vocab_size, size["hidden"], size["layers"],
-                                 size["heads"], max_tokens, seed)  # fmt: skip
     # The seed's controller (5,000 for bert-base-chinese on a GPU) scaled to this model's budget:
     # its limit at our longest length, controller / max_tokens, is what the budget allows there.
     controller = budget / max_tokens
-    classes = _trainer_classes(transformers)
     settings = {
         FIXED: dict(train_dataset=train_set),
         SEED: dict(train_dataset=train_set, lengths=np.asarray(train_set["length"]), controller=controller),
         OURS: dict(train_dataset=train_set, budget=budget, cost="quadratic", step_target=SEED_BATCH),
     }  # fmt: skip
+    initial = reviews.small_bert(tokenizer.vocab_size, size["hidden"], size["layers"],
+                                 size["heads"], max_tokens, seed)  # fmt: skip
+    return Workload(size, data.source, train_set, valid_set, len(held_out), tokenizer,
+                    transformers.DataCollatorWithPadding(tokenizer), initial, budget, controller,
+                    settings)  # fmt: skip
+
+
+def make_trainer(workload: Workload, name: str, output_dir: str, seed: int):
+    """Way `name`'s Trainer on a copy of the initial model, logging each step to `.step_log`."""
+    transformers = _imports()
+    args = transformers.TrainingArguments(
+        output_dir=output_dir, num_train_epochs=workload.size["epochs"], learning_rate=LEARNING_RATE,
+        per_device_train_batch_size=SEED_BATCH, save_strategy="no", eval_strategy="no",
+        logging_strategy="no", report_to=[], use_cpu=True, seed=seed, disable_tqdm=True,
+        dataloader_num_workers=0,
+    )  # fmt: skip
+    trainer = _trainer_classes(transformers)[name](
+        model=copy.deepcopy(workload.initial), args=args, data_collator=workload.collate,
+        **workload.settings[name])
+    trainer.remove_callback(transformers.PrinterCallback)  # its end-of-training line
+    trainer.step_log = _StepLog()
+    return trainer
+
+
+def run(context: RunContext, seed: int = 0) -> dict:
+    """(a), (b) and (c) through the HF Trainer on the CPU, whatever the context's device."""
+    transformers = _imports()
+    progress, out_dir = context.progress, context.out_dir
+    work = prepare(context.data_dir, SIZES[context.mode], seed)
+    size, budget, valid_set, collate = work.size, work.budget, work.valid_set, work.collate
     progress.reset(total=0)
     logs, accuracies = {}, {}
     with tempfile.TemporaryDirectory() as scratch:
         for name in RUNS:
             progress.set_description(f"transformer: {name}")
-            log = logs[name] = _StepLog()
-            args = transformers.TrainingArguments(
-                output_dir=scratch, num_train_epochs=size["epochs"], learning_rate=LEARNING_RATE,
-                per_device_train_batch_size=SEED_BATCH, save_strategy="no", eval_strategy="no",
-                logging_strategy="no", report_to=[], use_cpu=True, seed=seed, disable_tqdm=True,
-                dataloader_num_workers=0,
-            )  # fmt: skip
-            trainer = classes[name](model=copy.deepcopy(initial), args=args, data_collator=collate,
-                                    callbacks=[_step_timer(transformers, log, progress)],
-                                    **settings[name])  # fmt: skip
-            trainer.remove_callback(transformers.PrinterCallback)  # its end-of-training line
-            trainer.step_log = log
+            trainer = make_trainer(work, name, scratch, seed)
+            log = logs[name] = trainer.step_log
+            trainer.add_callback(_step_timer(transformers, log, progress))
             trainer.train()
             accuracies[name] = held_out_accuracy(trainer.model, valid_set, collate, budget)
     progress.set_description("transformer: peak memory per step")
-    measure = _memory_meter(initial, tokenizer.vocab_size)
+    measure = _memory_meter(work.initial, work.tokenizer.vocab_size)
     summaries = {name: _summary(logs[name], accuracies[name], budget, _peak_memory(logs[name], measure))
                  for name in RUNS}  # fmt: skip
     ours, fixed = summaries[OURS], summaries[FIXED]
@@ -273,11 +308,12 @@ def run(context: RunContext, seed: int = 0) -> dict:
                                     ">=", SPEEDUP_TARGET),  # fmt: skip
         "micro-batches of (c) over the budget": target(ours["over_budget"], "==", 0),
     }
-    lengths = np.asarray(train_set["length"])
-    plot = _plot(summaries, data.source, out_dir / "transformer.png")
+    lengths = np.asarray(work.train_set["length"])
+    max_tokens, controller = size["max_tokens"], work.controller
+    plot = _plot(summaries, work.source, out_dir / "transformer.png")
     return {
-        "data": data.source, "train_reviews": len(training), "held_out_reviews": len(held_out),
-        "seed_experiment_loader_controller": controller, "vocab_size": tokenizer.vocab_size,
+        "data": work.source, "train_reviews": len(lengths), "held_out_reviews": work.held_out_reviews,
+        "seed_experiment_loader_controller": controller, "vocab_size": work.tokenizer.vocab_size,
         "model": {k: size[k] for k in ("hidden", "layers", "heads", "max_tokens")},
         "epochs": size["epochs"], "budget": budget, "learning_rate": LEARNING_RATE,
         "train_lengths": {"median": float(np.median(lengths)), "max": int(lengths.max()),
