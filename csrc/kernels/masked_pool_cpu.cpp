@@ -51,7 +51,7 @@ template <typename T>
 void masked_pool_backward_cpu(const MaskedPoolBackwardParams<T>& p, int64_t begin, int64_t end) {
   using C = compute_t<T>;
   const int64_t d = p.dim;
-  std::vector<C> copy, sum(d), max(d);
+  std::vector<C> copy, sum(d), max(d), row(d);
   std::vector<int64_t> where(d);
   for (int64_t n = begin; n < end; ++n) {
     const int64_t len = p.len[n];
@@ -61,12 +61,14 @@ void masked_pool_backward_cpu(const MaskedPoolBackwardParams<T>& p, int64_t begi
     std::fill(g_x + len * d, g_x + p.max_len * d, from_compute<T>(0));
     if (len == 0) continue;
     sum_and_max_rows(valid_rows(p, n, len, copy), len, d, sum.data(), max.data(), where.data());
+    // Every valid row gets the mean's share, then each column's first arg-max the max's
+    // gradient too: whole rows written at once, not a comparison per element.
     const C scale = C(1) / static_cast<C>(len);
+    for (int64_t k = 0; k < d; ++k) row[k] = to_compute(g_mean[k]) * scale;
     for (int64_t t = 0; t < len; ++t)
-      for (int64_t k = 0; k < d; ++k) {
-        const C g = to_compute(g_mean[k]) * scale;
-        g_x[t * d + k] = from_compute<T>(where[k] == t ? g + to_compute(g_max[k]) : g);
-      }
+      std::transform(row.begin(), row.end(), g_x + t * d, [](C g) { return from_compute<T>(g); });
+    for (int64_t k = 0; k < d; ++k)
+      g_x[where[k] * d + k] = from_compute<T>(row[k] + to_compute(g_max[k]));
   }
 }
 
