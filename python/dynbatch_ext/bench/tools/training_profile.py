@@ -30,7 +30,8 @@ from ...training.data import split
 from ..sections import transformer
 from ..sections.training import BASELINE, CONFIGS, OURS
 
-KINDS = (("dropout masks", ("bernoulli",)), ("lstm", ("rnn", "lstm")), ("fused ops", ("dynbatch_ext",)), ("optimizer", ("adam",)),
+KINDS = (("dropout masks", ("bernoulli",)), ("lstm", ("rnn", "lstm")),
+         ("fused ops", ("dynbatch_ext",)), ("optimizer", ("adam",)),
          ("matmul", ("addmm", "aten::mm", "bmm", "linear", "matmul")))  # fmt: skip
 
 
